@@ -1,0 +1,1 @@
+"""CPU-scale plans presets and the command that applies them."""
