@@ -31,6 +31,8 @@ from scipy.ndimage import binary_erosion, distance_transform_edt, generate_binar
 
 #: The BraTS regions in nnU-Net's label convention (1 edema, 2 necrosis, 3 enhancing).
 BRATS_REGIONS: dict[str, tuple[int, ...]] = {"WT": (1, 2, 3), "TC": (2, 3), "ET": (3,)}
+#: The metrics this module computes, each with whether a higher value is better.
+HIGHER_IS_BETTER: dict[str, bool] = {"Dice": True, "HD95": False}
 
 
 def volume_diagonal(shape: Sequence[int], spacing: Sequence[float]) -> float:
