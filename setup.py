@@ -33,7 +33,7 @@ setup(
         "matplotlib",
         "tqdm",
     ],
-    extras_require={"test": ["pytest", "ruff"]},
+    extras_require={"test": ["pytest", "ruff", "medpy"]},
     entry_points={
         "console_scripts": [
             "mstkd_trainers_dir = nnunetv2_mstkd.env:trainers_dir_entry",

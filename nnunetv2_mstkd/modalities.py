@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from itertools import combinations
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # torch is imported lazily: data tools and their worker processes start faster without it
+    import torch
 
 #: Channel names written to ``dataset.json`` by our synthetic data and converters.
 BRATS_CHANNELS: tuple[str, ...] = ("T1", "T1ce", "T2", "FLAIR")
@@ -133,6 +136,8 @@ def zero_absent_channels(x: torch.Tensor | np.ndarray, present: torch.Tensor | n
     Raises:
         ValueError: If every channel of a sample would be absent, or shapes disagree.
     """
+    import torch
+
     is_torch = isinstance(x, torch.Tensor)
     if is_torch:
         m = torch.as_tensor(present, dtype=torch.bool, device=x.device)

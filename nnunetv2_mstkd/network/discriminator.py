@@ -90,7 +90,8 @@ def make_discriminator_optimizer(discriminator: nn.Module, lr: float = 1e-4,
 
 
 def discriminator_step(discriminator: nn.Module, optimizer: torch.optim.Optimizer, teacher_feat: torch.Tensor,
-                       student_feat: torch.Tensor, grad_scaler: torch.amp.GradScaler | None = None) -> float:
+                       student_feat: torch.Tensor, grad_scaler: torch.amp.GradScaler | None = None,
+                       sync_gradients: bool = False) -> float:
     """One discriminator update on teacher (real) versus student (fake) features.
 
     Zeroes ``D``'s gradients (also those left by the student's generator loss),
@@ -105,6 +106,8 @@ def discriminator_step(discriminator: nn.Module, optimizer: torch.optim.Optimize
         student_feat: Student feature map of the same shape (detached here).
         grad_scaler: Optional ``GradScaler`` used for backward and step. The loss
             is float32, so none is needed; a shared scaler would be updated twice per iteration.
+        sync_gradients: Average ``D``'s gradients over the ranks of an initialised process group
+            before stepping (multi-GPU training, where every rank holds its own ``D``).
 
     Returns:
         The discriminator loss before the update, as a Python float.
@@ -122,9 +125,26 @@ def discriminator_step(discriminator: nn.Module, optimizer: torch.optim.Optimize
                                   discriminator(student_feat.detach().float()))
     if grad_scaler is None:
         loss.backward()
+        if sync_gradients:
+            _all_reduce_mean(discriminator)
         optimizer.step()
     else:
         grad_scaler.scale(loss).backward()
+        if sync_gradients:
+            _all_reduce_mean(discriminator)
         grad_scaler.step(optimizer)
         grad_scaler.update()
     return loss.item()
+
+
+def _all_reduce_mean(module: nn.Module) -> None:
+    """Average the gradients of ``module`` over all ranks, so every rank's copy takes the same step."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    world = dist.get_world_size()
+    for p in module.parameters():
+        if p.grad is not None:
+            dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
+            p.grad /= world

@@ -99,8 +99,18 @@ class MSTKDUNet(nn.Module):
         """Token stride of each transformer block, shallower stage first."""
         return [block.stride for block in self.transformers]
 
+    #: When a list, ``forward`` appends its aux dict to it. Multi-GPU training sets it so the
+    #: student's forward can run through the DDP wrapper (which must see the call to all-reduce
+    #: gradients) while the trainer still receives attentions and features; ``forward``'s return
+    #: value never changes.
+    aux_sink: list | None = None
+
     def forward(self, x: torch.Tensor):
         """Segment ``x`` (B, C_in, *spatial): logits, or the deep-supervision list highest resolution first."""
+        if self.aux_sink is not None:
+            out, aux = self.forward_with_aux(x)
+            self.aux_sink.append(aux)
+            return out
         skips = list(self.encoder(x))
         for i, block in zip(self.transformer_stage_indices, self.transformers):
             skips[i] = block(skips[i])

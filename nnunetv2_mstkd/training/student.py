@@ -1,0 +1,214 @@
+"""The MST-KD student: modality dropout plus distillation from a frozen full-modality teacher (METHOD §4).
+
+:class:`MSTKDStudentMixin` goes in front of ``nnUNetTrainer`` in a trainer class.
+Settings are class attributes (nnU-Net rebuilds trainers from their class name):
+the loss weights, whether a teacher is used, and the teacher trainer's name.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch._dynamo import OptimizedModule
+
+from nnunetv2_mstkd.network.discriminator import StyleDiscriminator, discriminator_step, make_discriminator_optimizer
+from nnunetv2_mstkd.training.distillation import DistillationWeights, distillation_terms
+from nnunetv2_mstkd.training.modality_dropout import ModalityDropoutMixin
+from nnunetv2_mstkd.training.network_mixin import MSTKDNetworkMixin
+from nnunetv2_mstkd.training.teacher import (
+    TeacherInfo,
+    default_teacher_folders,
+    find_teacher_checkpoint,
+    load_frozen_teacher,
+)
+from nnunetv2_mstkd.training.term_logging import fraction_summary, log_epoch_terms, plot_loss_terms
+
+
+def unwrap(network: nn.Module) -> nn.Module:
+    """The bare network inside DDP and ``torch.compile`` wrappers."""
+    if isinstance(network, nn.parallel.DistributedDataParallel):
+        network = network.module
+    return network._orig_mod if isinstance(network, OptimizedModule) else network
+
+
+class MSTKDStudentMixin(ModalityDropoutMixin, MSTKDNetworkMixin):
+    """Student trainer logic. Use as ``class T(MSTKDStudentMixin, nnUNetTrainer)``.
+
+    Class attributes:
+        use_teacher: False trains the same network with modality dropout and no teacher (``_noKD``).
+        teacher_trainer_name: Trainer whose ``checkpoint_final.pth`` is the default teacher. A short
+            schedule variant first looks for the teacher of the same schedule (``..._5ep25it``).
+        lambda_att, lambda_feat, lambda_prob, lambda_lskd, lambda_gram, lambda_adv: term weights (see
+            :class:`~nnunetv2_mstkd.training.distillation.DistillationWeights`).
+        kd_temperature, ramp_fraction: T of the logit-standardised KL and E_r / num_epochs.
+        discriminator_channels: Width of the style discriminator's first layer.
+    """
+
+    use_teacher: bool = True
+    teacher_trainer_name: str = "nnUNetTrainerMSTKDTeacher"
+    lambda_att: float = 1.0
+    lambda_feat: float = 0.2
+    lambda_prob: float = 1.0
+    lambda_lskd: float = 1.0
+    lambda_gram: float = 1.0
+    lambda_adv: float = 2e-4
+    kd_temperature: float = 7.0
+    ramp_fraction: float = 0.2
+    discriminator_channels: int = 32
+
+    teacher: nn.Module | None = None
+    teacher_info: TeacherInfo | None = None
+    discriminator: nn.Module | None = None
+    discriminator_optimizer: torch.optim.Optimizer | None = None
+
+    def distillation_weights(self) -> DistillationWeights:
+        """This trainer's term weights, from its class attributes."""
+        return DistillationWeights(self.lambda_att, self.lambda_feat, self.lambda_prob, self.lambda_lskd,
+                                   self.lambda_gram, self.lambda_adv, self.kd_temperature, self.ramp_fraction)
+
+    # ---- set-up -------------------------------------------------------------------------------------------
+    def initialize(self):
+        was = self.was_initialized
+        super().initialize()
+        if was or not self.use_teacher:
+            return
+        self.teacher, self.teacher_info = self._load_teacher()
+        self.print_to_log_file(f"Frozen teacher: {self.teacher_info.checkpoint} (sha256 "
+                               f"{self.teacher_info.sha256[:16]}..., trainer {self.teacher_info.trainer_name})")
+        if self.lambda_adv:
+            channels = unwrap(self.network).encoder.output_channels[-1]
+            self.discriminator = StyleDiscriminator(channels, len(self.configuration_manager.patch_size),
+                                                    self.discriminator_channels).to(self.device)
+            self.discriminator_optimizer = make_discriminator_optimizer(self.discriminator)
+
+    def _teacher_candidates(self) -> list[str]:
+        from nnunetv2.paths import nnUNet_results
+
+        names = [self.teacher_trainer_name]
+        suffix = getattr(self, "schedule_suffix", "")
+        if suffix:
+            names.insert(0, self.teacher_trainer_name + suffix)
+        return default_teacher_folders(str(nnUNet_results), self.plans_manager.dataset_name, names,
+                                       self.plans_manager.plans_name, self.configuration_name)
+
+    def _load_teacher(self):
+        from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
+
+        suffix = getattr(self, "schedule_suffix", "")
+        command = (f"nnUNetv2_train {self.plans_manager.dataset_name} {self.configuration_name} {self.fold} "
+                   f"-p {self.plans_manager.plans_name} -tr {self.teacher_trainer_name}{suffix}")
+        path = find_teacher_checkpoint(self._teacher_candidates(), self.fold, command)
+        trainer_name = torch.load(path, map_location="cpu", weights_only=False).get("trainer_name")
+        teacher_class = recursive_find_trainer_class_by_name(trainer_name or self.teacher_trainer_name)
+
+        def build():
+            return teacher_class.build_network_architecture(
+                self.plans_manager, self.configuration_manager, self.num_input_channels,
+                self.label_manager.num_segmentation_heads, False)
+
+        return load_frozen_teacher(path, build, self.plans_manager.plans, self.dataset_json,
+                                   self.configuration_name, self.device)
+
+    # ---- training -----------------------------------------------------------------------------------------
+    def _student_forward(self, x: torch.Tensor):
+        net = unwrap(self.network)
+        if not self.is_ddp:
+            return net.forward_with_aux(x)
+        # Under DDP the forward must go through the wrapper so gradients are all-reduced.
+        net.aux_sink = []
+        try:
+            out = self.network(x)
+            return out, net.aux_sink[0]
+        finally:
+            net.aux_sink = None
+
+    def train_step(self, batch: dict) -> dict:
+        if not self.use_teacher:
+            return super().train_step(batch)
+        data = batch["data"].to(self.device, non_blocking=True)
+        target = batch["target"]
+        target = [t.to(self.device, non_blocking=True) for t in target] if isinstance(target, list) \
+            else target.to(self.device, non_blocking=True)
+        x_student, _ = self.drop_modalities(data)
+        self.teacher.eval()
+        self.optimizer.zero_grad(set_to_none=True)
+        amp = torch.autocast(self.device.type, enabled=self.device.type == "cuda")
+        with amp:
+            with torch.no_grad():
+                z_t, aux_t = self.teacher.forward_with_aux(data)
+            z_s, aux_s = self._student_forward(x_student)
+            l_seg = self.loss(z_s, target)
+        terms = distillation_terms(z_s, aux_s, z_t, aux_t, self.label_manager.has_regions,
+                                   self.distillation_weights(), self.current_epoch, self.num_epochs,
+                                   self.discriminator)
+        total = l_seg + terms["mstkd"] + terms["dmld"] + terms["gsme"]
+        params = self.network.parameters()
+        if self.grad_scaler is not None:
+            self.grad_scaler.scale(total).backward()
+            self.grad_scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(params, 12)
+            self.grad_scaler.step(self.optimizer)
+            self.grad_scaler.update()
+        else:
+            total.backward()
+            torch.nn.utils.clip_grad_norm_(params, 12)
+            self.optimizer.step()
+        out = {"loss": total.detach().cpu().numpy(), "loss_seg": l_seg.detach().cpu().numpy()}
+        if self.discriminator is not None:
+            out["loss_disc"] = np.array(discriminator_step(
+                self.discriminator, self.discriminator_optimizer, aux_t["transformer_outputs"][-1],
+                aux_s["transformer_outputs"][-1], sync_gradients=self.is_ddp))
+        for key in ("mstkd", "dmld", "gsme", "att", "feat", "prob", "lskd", "gram", "adv"):
+            if key in terms:
+                out[f"loss_{key}"] = terms[key].detach().cpu().numpy()
+        return out
+
+    def on_train_epoch_end(self, train_outputs: list[dict]):
+        super().on_train_epoch_end(train_outputs)
+        keys = [k for k in train_outputs[0] if k.startswith("loss_")] if train_outputs else []
+        means = {k: float(np.mean([o[k] for o in train_outputs])) for k in keys}
+        if self.is_ddp:
+            gathered = [None] * dist.get_world_size()
+            dist.all_gather_object(gathered, means)
+            means = {k: float(np.mean([g[k] for g in gathered])) for k in means}
+        if means:
+            log_epoch_terms(self.logger.local_logger.my_fantastic_logging, means, self.current_epoch)
+            self.print_to_log_file(fraction_summary(means))
+
+    def on_epoch_end(self):
+        super().on_epoch_end()
+        if self.local_rank == 0 and self.use_teacher:
+            plot_loss_terms(self.logger.local_logger.my_fantastic_logging, self.output_folder)
+
+    # ---- checkpoints --------------------------------------------------------------------------------------
+    def save_checkpoint(self, filename: str) -> None:
+        super().save_checkpoint(filename)
+        if self.local_rank != 0 or self.disable_checkpointing or not self.use_teacher:
+            return
+        # nnU-Net writes its own keys; ours are added to the same file, replaced atomically.
+        checkpoint = torch.load(filename, map_location="cpu", weights_only=False)
+        checkpoint["mstkd"] = {
+            "teacher": asdict(self.teacher_info) if self.teacher_info else None,
+            "discriminator": self.discriminator.state_dict() if self.discriminator is not None else None,
+            "discriminator_optimizer": self.discriminator_optimizer.state_dict()
+            if self.discriminator_optimizer is not None else None,
+        }
+        tmp = filename + ".tmp"
+        torch.save(checkpoint, tmp)
+        os.replace(tmp, filename)
+
+    def load_checkpoint(self, filename_or_checkpoint) -> None:
+        checkpoint = filename_or_checkpoint
+        if isinstance(checkpoint, str):
+            checkpoint = torch.load(checkpoint, map_location=self.device, weights_only=False)
+        super().load_checkpoint(filename_or_checkpoint)
+        extra = checkpoint.get("mstkd") or {}
+        if self.discriminator is not None and extra.get("discriminator") is not None:
+            self.discriminator.load_state_dict(extra["discriminator"])
+            self.discriminator_optimizer.load_state_dict(extra["discriminator_optimizer"])
+        elif self.discriminator is not None:
+            self.print_to_log_file("Checkpoint has no discriminator state; the discriminator starts afresh.")
