@@ -1,0 +1,71 @@
+"""One MST-KD training step, in process: who sees what, and who learns."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from conftest import CONFIGURATION, PLANS, train_env
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture()
+def student(train_model, planned_dataset, monkeypatch):
+    root, dataset_id = planned_dataset
+    teacher_folder = train_model("nnUNetTrainerMSTKDTeacher_1ep10it")
+    for k, v in train_env(root).items():
+        monkeypatch.setenv(k, v)
+    from nnunetv2.run.run_training import get_trainer_from_args
+
+    trainer = get_trainer_from_args(str(dataset_id), CONFIGURATION, 0, "nnUNetTrainerMSTKD_1ep10it", PLANS,
+                                    device=torch.device("cpu"))
+    trainer.initialize()
+    return trainer, teacher_folder
+
+
+def _batch(seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    data = torch.randn(2, 4, 32, 32, 32, generator=g)
+    target = [(torch.rand(2, 3, s, s, s, generator=g) > 0.7).float() for s in (32, 16, 8)]
+    return {"data": data, "target": target}
+
+
+def test_teacher_sees_everything_student_sees_its_subset_and_only_the_student_learns(student):
+    trainer, teacher_folder = student
+    assert trainer.teacher_info.checkpoint.startswith(teacher_folder)
+    assert all(id(p) not in {id(q) for q in trainer.network.parameters()} for p in trainer.teacher.parameters())
+    seen = {}
+    trainer.teacher.register_forward_pre_hook(lambda m, args: seen.__setitem__("teacher", args[0].clone()))
+    trainer.network.register_forward_pre_hook(lambda m, args: seen.__setitem__("student", args[0].clone()))
+    # forward_with_aux does not pass through forward hooks; watch the encoders instead.
+    trainer.teacher.encoder.register_forward_pre_hook(lambda m, args: seen.__setitem__("teacher", args[0].clone()))
+    trainer.network.encoder.register_forward_pre_hook(lambda m, args: seen.__setitem__("student", args[0].clone()))
+    trainer.modality_subsets = ((3,),)  # FLAIR only, for this instance
+
+    teacher_before = copy.deepcopy(trainer.teacher.state_dict())
+    student_before = copy.deepcopy(trainer.network.state_dict())
+    disc_before = copy.deepcopy(trainer.discriminator.state_dict())
+    batch = _batch()
+    out = trainer.train_step(batch)
+
+    assert torch.equal(seen["teacher"], batch["data"])
+    assert torch.count_nonzero(seen["student"][:, :3]) == 0 and torch.equal(seen["student"][:, 3], batch["data"][:, 3])
+    for k, v in trainer.teacher.state_dict().items():
+        assert torch.equal(v, teacher_before[k]), f"teacher changed: {k}"
+    assert not trainer.teacher.training and not any(p.requires_grad for p in trainer.teacher.parameters())
+    assert any(not torch.equal(v, student_before[k]) for k, v in trainer.network.state_dict().items())
+    assert any(not torch.equal(v, disc_before[k]) for k, v in trainer.discriminator.state_dict().items())
+    expected_total = out["loss_seg"] + out["loss_mstkd"] + out["loss_dmld"] + out["loss_gsme"]
+    assert out["loss"] == pytest.approx(expected_total, rel=1e-5)
+    for key in ("loss_att", "loss_feat", "loss_prob", "loss_lskd", "loss_gram", "loss_adv", "loss_disc"):
+        assert key in out and float(out[key]) >= 0 and torch.isfinite(torch.tensor(out[key]))
+
+
+def test_weights_follow_the_class_attributes(student):
+    trainer, _ = student
+    w = trainer.distillation_weights()
+    assert (w.att, w.feat, w.prob, w.lskd, w.gram, w.adv, w.temperature, w.ramp_fraction) == (
+        trainer.lambda_att, trainer.lambda_feat, trainer.lambda_prob, trainer.lambda_lskd, trainer.lambda_gram,
+        trainer.lambda_adv, 7.0, 0.2)

@@ -1,0 +1,89 @@
+"""Every trainer trains and validates through the stock ``nnUNetv2_train -device cpu``."""
+from __future__ import annotations
+
+import glob
+import os
+import subprocess
+
+import pytest
+import torch
+
+from nnunetv2_mstkd.training.teacher import sha256_of
+
+from conftest import CONFIGURATION, PLANS, bin_path, train_env
+
+pytestmark = pytest.mark.e2e
+TEACHER = "nnUNetTrainerMSTKDTeacher_1ep10it"
+
+
+def checkpoint(folder: str, name: str = "checkpoint_final.pth") -> dict:
+    return torch.load(os.path.join(folder, "fold_0", name), map_location="cpu", weights_only=False)
+
+
+def training_log(folder: str) -> str:
+    return "".join(open(p).read() for p in sorted(glob.glob(os.path.join(folder, "fold_0", "training_log_*.txt"))))
+
+
+def test_student_distils_from_the_frozen_teacher(train_model, planned_dataset, monkeypatch):
+    teacher = train_model(TEACHER)
+    student = train_model("nnUNetTrainerMSTKD_1ep10it")
+    ckpt_s, ckpt_t = checkpoint(student), checkpoint(teacher)
+    # The teacher lives outside the student's network: same architecture, so the same keys, and nothing more.
+    assert set(ckpt_s["network_weights"]) == set(ckpt_t["network_weights"])
+    assert any(k.startswith("transformers.") for k in ckpt_s["network_weights"])
+    info = ckpt_s["mstkd"]["teacher"]
+    assert info["checkpoint"] == os.path.join(teacher, "fold_0", "checkpoint_final.pth")
+    assert info["sha256"] == sha256_of(info["checkpoint"])
+    assert ckpt_s["mstkd"]["discriminator"] and ckpt_s["mstkd"]["discriminator_optimizer"]["state"]
+    logged = ckpt_s["logging"]
+    for key in ("loss_seg", "loss_mstkd", "loss_dmld", "loss_gsme", "loss_disc", "loss_att", "loss_feat",
+                "loss_prob", "loss_lskd", "loss_gram", "loss_adv"):
+        assert len(logged[key]) == 1 and logged[key][0] == logged[key][0], key  # one finite value per epoch
+    assert logged["loss_mstkd"][0] > 0 and logged["loss_dmld"][0] > 0 and logged["loss_gsme"][0] > 0
+    log = training_log(student)
+    assert "loss terms: seg" in log and "% of seg" in log and "Frozen teacher:" in log
+    assert os.path.isfile(os.path.join(student, "fold_0", "loss_terms.png"))
+    assert os.path.isfile(os.path.join(student, "fold_0", "validation", "summary.json"))
+
+    # The stock predictor loads the student's checkpoint unchanged.
+    root, _ = planned_dataset
+    for k, v in train_env(root).items():
+        monkeypatch.setenv(k, v)
+    from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+
+    predictor = nnUNetPredictor(device=torch.device("cpu"), use_mirroring=False)
+    predictor.initialize_from_trained_model_folder(student, (0,), "checkpoint_final.pth")
+    assert type(predictor.network).__name__ == "MSTKDUNet"
+
+
+@pytest.mark.parametrize("trainer, present, absent", [
+    ("nnUNetTrainerModalityDropout_1ep10it", [], ["loss_seg", "loss_mstkd"]),
+    ("nnUNetTrainerMSTKD_noKD_1ep10it", [], ["loss_seg", "loss_mstkd"]),
+    ("nnUNetTrainerMSTKD_noMSTKD_1ep10it", ["loss_dmld", "loss_gram", "loss_disc"], ["loss_att", "loss_feat"]),
+    ("nnUNetTrainerMSTKD_noDMLD_1ep10it", ["loss_att", "loss_gram"], ["loss_prob", "loss_lskd"]),
+    ("nnUNetTrainerMSTKD_noGSME_1ep10it", ["loss_att", "loss_prob"], ["loss_gram", "loss_adv", "loss_disc"]),
+])
+def test_baselines_and_ablations_train(train_model, trainer, present, absent):
+    train_model(TEACHER)
+    folder = train_model(trainer)
+    ckpt = checkpoint(folder)
+    for key in present:
+        assert key in ckpt["logging"], key
+    for key in absent:
+        assert key not in ckpt["logging"], key
+    if "MSTKD" in trainer:
+        assert any(k.startswith("transformers.") for k in ckpt["network_weights"])
+    else:
+        assert not any(k.startswith("transformers.") for k in ckpt["network_weights"])
+    assert os.path.isfile(os.path.join(folder, "fold_0", "validation", "summary.json"))
+
+
+def test_missing_teacher_prints_the_command_that_trains_it(planned_dataset):
+    root, dataset_id = planned_dataset
+    proc = subprocess.run([bin_path("nnUNetv2_train"), str(dataset_id), CONFIGURATION, "0", "-p", PLANS, "-tr",
+                           "nnUNetTrainerMSTKD_2ep10it", "-device", "cpu"], env=train_env(root),
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode != 0
+    expected = (f"nnUNetv2_train Dataset{dataset_id}_SynthBraTS {CONFIGURATION} 0 -p {PLANS} "
+                f"-tr nnUNetTrainerMSTKDTeacher_2ep10it")
+    assert expected in proc.stdout + proc.stderr
