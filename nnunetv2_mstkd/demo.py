@@ -21,7 +21,7 @@ import time
 from nnunetv2_mstkd.env import with_trainers_dir
 
 #: Lines of nnU-Net's output worth showing on the console while a step runs.
-SHOW = re.compile(r"Epoch \d+$|train_loss|Pseudo dice|loss terms|Epoch time|Mean Validation Dice|predicting|"
+SHOW = re.compile(r"Epoch \d+\s*$|train_loss|Pseudo dice|loss terms|Epoch time|Mean Validation Dice|predicting|"
                   r"Preprocessing|error|Error|Traceback|Wrote|saved|%\|")
 TRAINERS = ("nnUNetTrainer", "nnUNetTrainerModalityDropout", "nnUNetTrainerMSTKDTeacher", "nnUNetTrainerMSTKD")
 
