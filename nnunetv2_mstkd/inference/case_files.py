@@ -1,0 +1,119 @@
+"""Find the cases of an input folder and the channel files each of them has.
+
+nnU-Net names a case's channel files ``CASE_XXXX<file_ending>`` (``_0000`` is the
+first channel of ``dataset.json``). A channel whose file is not in the folder is
+*absent* for that case, as is every channel named with ``--missing`` (its file is
+then not read at all, so a case predicted with ``--missing T1ce`` and the same case
+without its ``_0001`` file give the same result).
+"""
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+
+@dataclass
+class CaseFiles:
+    """The channel files of one case.
+
+    Attributes:
+        case_id: nnU-Net's case identifier (the file name without ``_XXXX<file_ending>``).
+        expected: Expected path of every channel's file, in channel order.
+        files: The file to read per channel, or None for an absent channel.
+        not_found: Channel indices whose file is not in the folder.
+        excluded: Channel indices excluded with ``--missing`` (their files are not read).
+        unexpected: Files named like this case's channels but with a channel index the model does not have.
+    """
+
+    case_id: str
+    expected: list[str]
+    files: list[str | None]
+    not_found: list[int] = field(default_factory=list)
+    excluded: list[int] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+
+    @property
+    def absent(self) -> list[int]:
+        """Indices of the channels predicted as absent (not found or excluded)."""
+        return [i for i, f in enumerate(self.files) if f is None]
+
+    def problem(self, channel_names: Sequence[str]) -> str | None:
+        """Why this case cannot be predicted, or None when it can."""
+        if self.unexpected:
+            return (f"case {self.case_id}: files {', '.join(os.path.basename(f) for f in self.unexpected)} have a "
+                    f"channel index the model does not know; it expects {len(channel_names)} channels "
+                    f"({_channel_list(channel_names)}). Rename or remove those files.")
+        if all(f is None for f in self.files):
+            wanted = ", ".join(os.path.basename(f) for f in self.expected)
+            excluded = ", ".join(channel_names[i] for i in self.excluded)
+            why = f" ({excluded} excluded with --missing)" if excluded else ""
+            return (f"case {self.case_id}: every channel is absent{why}; at least one of {wanted} is needed "
+                    f"({_channel_list(channel_names)}).")
+        return None
+
+    def describe(self, channel_names: Sequence[str]) -> str:
+        """One line for the log, e.g. ``case X: predicting without T1ce (file X_0001.nii.gz absent)``."""
+        if not self.absent:
+            return f"case {self.case_id}: all channels present"
+        parts = []
+        for i in self.absent:
+            if i in self.not_found:
+                parts.append(f"{channel_names[i]} (file {os.path.basename(self.expected[i])} absent)")
+            else:
+                parts.append(f"{channel_names[i]} (--missing)")
+        return f"case {self.case_id}: predicting without {', '.join(parts)}"
+
+
+def _channel_list(channel_names: Sequence[str]) -> str:
+    return ", ".join(f"_{i:04d} {n}" for i, n in enumerate(channel_names))
+
+
+def unrecognised_files(input_folder: str, file_ending: str) -> list[str]:
+    """Files ending in ``file_ending`` but not named ``CASE_XXXX<file_ending>``; they are not cases and are skipped."""
+    pattern = re.compile(r".+_\d{4}" + re.escape(file_ending))
+    return sorted(f for f in os.listdir(input_folder) if f.endswith(file_ending) and not pattern.fullmatch(f))
+
+
+def find_cases(input_folder: str, channel_names: Sequence[str], file_ending: str,
+               missing: Iterable[int] = ()) -> list[CaseFiles]:
+    """List the cases of ``input_folder`` with their channel files, sorted by case identifier.
+
+    Case identifiers follow nnU-Net's rule: a file name minus its ``_XXXX<file_ending>``
+    suffix. Files ending in ``file_ending`` without such a suffix are not cases and are
+    skipped (:func:`unrecognised_files` lists them).
+
+    Args:
+        input_folder: Folder with ``CASE_XXXX<file_ending>`` files.
+        channel_names: The model's channel names in channel order (``dataset.json``).
+        file_ending: The model's file ending, e.g. ``.nii.gz``.
+        missing: Channel indices to treat as absent in every case (``--missing``).
+
+    Returns:
+        One :class:`CaseFiles` per case; check :meth:`CaseFiles.problem` before predicting.
+
+    Raises:
+        FileNotFoundError: If the folder does not exist or holds no ``CASE_XXXX<file_ending>`` file.
+    """
+    if not os.path.isdir(input_folder):
+        raise FileNotFoundError(f"Input folder {input_folder} does not exist.")
+    missing = set(missing)
+    names = sorted(f for f in os.listdir(input_folder) if f.endswith(file_ending))
+    channel_file = re.compile(r"(.+)_\d{4}" + re.escape(file_ending))
+    identifiers = sorted({m.group(1) for m in map(channel_file.fullmatch, names) if m})
+    if not identifiers:
+        raise FileNotFoundError(f"No files named CASE_XXXX{file_ending} in {input_folder}. Input files must be named "
+                                f"CASE_XXXX{file_ending} with XXXX the channel index ({_channel_list(channel_names)}).")
+    present = set(names)
+    cases = []
+    for case_id in identifiers:
+        pattern = re.compile(re.escape(case_id) + r"_(\d{4})" + re.escape(file_ending))
+        indices = [int(m.group(1)) for m in map(pattern.fullmatch, names) if m]
+        expected = [os.path.join(input_folder, f"{case_id}_{i:04d}{file_ending}") for i in range(len(channel_names))]
+        not_found = [i for i, p in enumerate(expected) if os.path.basename(p) not in present]
+        files = [None if (i in missing or i in not_found) else p for i, p in enumerate(expected)]
+        unexpected = [os.path.join(input_folder, f"{case_id}_{i:04d}{file_ending}")
+                      for i in indices if i >= len(channel_names)]
+        cases.append(CaseFiles(case_id, expected, files, not_found, sorted(missing - set(not_found)), unexpected))
+    return cases

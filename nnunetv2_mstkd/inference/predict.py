@@ -1,0 +1,222 @@
+"""``mstkd_predict``: ``nnUNetv2_predict`` for cases that lack some MRI sequences.
+
+Same flags, meanings and defaults as ``nnUNetv2_predict`` (nnU-Net 2.8.1), plus
+``--missing`` and ``-m``. Each case in ``-i`` is found by nnU-Net's naming
+(``CASE_XXXX<file_ending>``); a channel whose file is absent, or that is named with
+``--missing``, is predicted as absent: zero after nnU-Net's normalisation, as in
+training with modality dropout (METHOD §2). Example::
+
+    mstkd_predict -i imagesTs -o pred -d 501 -c 3d_fullres -tr nnUNetTrainerMSTKD -f 0 --missing T1ce
+    mstkd_predict -i imagesTs -o pred -m /results/Dataset501/nnUNetTrainerMSTKD__nnUNetPlans__3d_fullres -f 0
+
+The output folder gets one segmentation per case (written to a temporary name and
+moved into place when complete), ``dataset.json`` and ``plans.json`` copies as
+nnU-Net writes them, and ``missing_modalities.json`` with the absent channels of
+every case. A case that cannot be predicted is reported, the others go on, and the
+command exits with status 1 listing the failed cases.
+"""
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import sys
+from collections.abc import Iterable, Sequence
+
+import torch
+from batchgenerators.utilities.file_and_folder_operations import load_json
+
+from nnunetv2_mstkd.env import ensure_ext_trainer
+from nnunetv2_mstkd.inference.atomic_export import is_case_done, save_json_atomically
+from nnunetv2_mstkd.inference.case_files import find_cases, unrecognised_files
+from nnunetv2_mstkd.inference.masked_predictor import MaskedPredictor, channel_names_of, check_model_folder
+from nnunetv2_mstkd.inference.runner import Job, run_jobs
+from nnunetv2_mstkd.modalities import resolve_channels
+
+MISSING_JSON = "missing_modalities.json"
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"cpu"``, ``"cuda"`` or ``"mps"`` as a device; refuses (never falls back) when it is not available."""
+    kind = device.split(":")[0] if isinstance(device, str) else device.type
+    if kind not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"-device must be cpu, cuda or mps, got {device!r}.")
+    device = torch.device(device) if isinstance(device, str) else device
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("-device cuda (the default) was requested but CUDA is not available here. "
+                           "Pass -device cpu to predict on the CPU.")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise RuntimeError("-device mps was requested but MPS is not available here. Pass -device cpu.")
+    return device
+
+
+def predict_missing(input_folder: str, output_folder: str, model_folder: str, folds: Sequence[int | str] = (0,),
+                    missing: Iterable[str | int] = (), checkpoint_name: str = "checkpoint_final.pth",
+                    step_size: float = 0.5, disable_tta: bool = False, save_probabilities: bool = False,
+                    continue_prediction: bool = False, device: str | torch.device = "cuda",
+                    num_processes_preprocessing: int = 3, num_processes_segmentation_export: int = 3,
+                    verbose: bool = False, disable_progress_bar: bool = False, log=print) -> dict:
+    """Predict every case of ``input_folder``, each with the channels it has.
+
+    Args:
+        input_folder: Folder with ``CASE_XXXX<file_ending>`` files.
+        output_folder: Where ``CASE<file_ending>`` segmentations go (created if needed).
+        model_folder: The trained model (``Trainer__Plans__configuration`` with ``fold_X/``).
+        folds: Folds to ensemble (None: every fold with a checkpoint, as nnU-Net does).
+        missing: Channels to treat as absent in every case: ``dataset.json`` names (any case),
+            aliases (T1Gd/T1c, T2f/Flair, T1n, T2w) or indices. Their files are not read.
+        checkpoint_name: Checkpoint in each fold folder.
+        step_size: Sliding-window step as a fraction of the patch size.
+        disable_tta: Switch test-time mirroring off.
+        save_probabilities: Also write ``CASE.npz``/``CASE.pkl`` as nnU-Net does.
+        continue_prediction: Skip cases whose outputs already exist.
+        device: ``"cuda"``, ``"cpu"`` or ``"mps"``; an unavailable device is an error.
+        num_processes_preprocessing: Preprocessing worker processes (0: in this process).
+        num_processes_segmentation_export: Export worker processes (0: in this process).
+        verbose: nnU-Net's verbose output.
+        disable_progress_bar: Hide nnU-Net's sliding-window progress bar.
+        log: Receives one line per message.
+
+    Returns:
+        ``{"predicted": [...], "skipped": [...], "failed": {case: message}, "absent": {case: [names]}}``.
+
+    Raises:
+        ValueError: Unknown channel in ``missing`` (the message lists the valid ones), before any work.
+        FileNotFoundError: Missing model files or input folder.
+        RuntimeError: The device is not available.
+    """
+    ensure_ext_trainer()
+    device = resolve_device(device)
+    folds = None if folds is None else [f if f == "all" else int(f) for f in folds]  # None: every trained fold
+    check_model_folder(model_folder, folds, checkpoint_name)
+    dataset_json = load_json(os.path.join(model_folder, "dataset.json"))
+    channel_names = channel_names_of(dataset_json)
+    missing_indices = resolve_channels(missing, channel_names)
+    ending = dataset_json["file_ending"]
+    cases = find_cases(input_folder, channel_names, ending, missing_indices)
+    for name in unrecognised_files(input_folder, ending):
+        log(f"WARNING: {name} is not named CASE_XXXX{ending} (XXXX: channel index); skipped")
+    os.makedirs(output_folder, exist_ok=True)
+    # nnU-Net writes these two so that postprocessing and evaluation can find them
+    save_json_atomically(dataset_json, os.path.join(output_folder, "dataset.json"))
+    save_json_atomically(load_json(os.path.join(model_folder, "plans.json")), os.path.join(output_folder, "plans.json"))
+
+    failed: dict[str, str] = {}
+    skipped, jobs = [], []
+    for case in cases:
+        problem = case.problem(channel_names)
+        output_truncated = os.path.join(output_folder, case.case_id)
+        if problem:
+            failed[case.case_id] = problem
+            log(f"ERROR {problem}")
+        elif continue_prediction and is_case_done(output_truncated, ending, save_probabilities):
+            skipped.append(case.case_id)
+            log(f"case {case.case_id}: already predicted, skipped (--continue_prediction)")
+        else:
+            log(case.describe(channel_names))
+            jobs.append(Job(case, output_truncated))
+    log(f"{len(cases)} cases in {input_folder}: {len(jobs)} to predict, {len(skipped)} already done, "
+        f"{len(failed)} cannot be predicted")
+
+    predicted: list[str] = []
+    if jobs:
+        predictor = MaskedPredictor(model_folder, folds, checkpoint_name, device, tile_step_size=step_size,
+                                    use_mirroring=not disable_tta, verbose=verbose,
+                                    allow_tqdm=not disable_progress_bar)
+        predicted, run_failures = run_jobs(predictor, jobs, save_probabilities, num_processes_preprocessing,
+                                           num_processes_segmentation_export, log)
+        failed.update(run_failures)
+
+    absent = {c.case_id: [channel_names[i] for i in c.absent] for c in cases}
+    save_json_atomically({"channel_names": channel_names, "missing": [channel_names[i] for i in missing_indices],
+                          "cases": absent, "failed": failed}, os.path.join(output_folder, MISSING_JSON))
+    log(f"done: {len(predicted)} predicted, {len(skipped)} skipped, {len(failed)} failed")
+    return {"predicted": sorted(predicted), "skipped": skipped, "failed": failed, "absent": absent}
+
+
+def _env_int(name: str, default: int) -> int:
+    try:
+        return int(os.environ.get(name) or default)
+    except ValueError:
+        return default
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """``nnUNetv2_predict``'s arguments plus ``--missing`` and ``-m``."""
+    p = argparse.ArgumentParser(
+        prog="mstkd_predict",
+        description="nnUNetv2_predict for cases lacking MRI sequences: a channel whose CASE_XXXX file is absent, or "
+                    "that is named with --missing, is zeroed after normalisation, as in modality-dropout training.")
+    p.add_argument("-i", required=True, help="input folder with CASE_XXXX<file_ending> files")
+    p.add_argument("-o", required=True, help="output folder (created if needed)")
+    p.add_argument("-d", help="dataset name or ID (with -c, -p, -tr; or give -m)")
+    p.add_argument("-p", default="nnUNetPlans", help="plans identifier. Default: nnUNetPlans")
+    p.add_argument("-tr", default="nnUNetTrainer", help="trainer class used for training. Default: nnUNetTrainer")
+    p.add_argument("-c", help="configuration, e.g. 3d_fullres")
+    p.add_argument("-m", help="model folder (Trainer__Plans__configuration), instead of -d/-p/-tr/-c")
+    p.add_argument("-f", nargs="+", default=(0, 1, 2, 3, 4), help="folds to use. Default: 0 1 2 3 4")
+    p.add_argument("-step_size", type=float, default=0.5, help="sliding-window step size. Default: 0.5")
+    p.add_argument("--disable_tta", action="store_true", help="disable test-time mirroring")
+    p.add_argument("--verbose", action="store_true", help="nnU-Net's verbose output")
+    p.add_argument("--save_probabilities", action="store_true", help="also export class probabilities (.npz/.pkl)")
+    p.add_argument("--continue_prediction", action="store_true", help="skip cases that were already predicted")
+    p.add_argument("-chk", default="checkpoint_final.pth", help="checkpoint name. Default: checkpoint_final.pth")
+    p.add_argument("-npp", type=int, default=_env_int("nnUNet_npp", 3),
+                   help="preprocessing processes (0: in the main process). Default: 3 or $nnUNet_npp")
+    p.add_argument("-nps", type=int, default=_env_int("nnUNet_nps", 3),
+                   help="segmentation export processes (0: in the main process). Default: 3 or $nnUNet_nps")
+    p.add_argument("-device", default="cuda", help="cuda (default), cpu or mps; never falls back silently")
+    p.add_argument("--disable_progress_bar", action="store_true", help="hide the sliding-window progress bar")
+    p.add_argument("--missing", nargs="+", default=[], metavar="NAME",
+                   help="channels to treat as absent in every case: dataset.json names (any case), aliases (T1Gd, "
+                        "T1c, T2f, Flair, T1n, T2w) or indices")
+    return p
+
+
+def model_folder_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> str:
+    """The model folder from ``-m``, or from ``-d -p -tr -c`` under ``nnUNet_results`` as nnU-Net finds it."""
+    if args.m:
+        if args.d or args.c:
+            parser.error("give either -m or -d/-c, not both")
+        return args.m
+    if not (args.d and args.c):
+        parser.error("give -d and -c (with -p/-tr as needed), or -m MODEL_FOLDER")
+    from nnunetv2.paths import nnUNet_results
+    from nnunetv2.utilities.file_path_utilities import get_output_folder
+
+    if nnUNet_results is None:
+        parser.error("nnUNet_results is not set; export it or pass -m MODEL_FOLDER")
+    try:
+        return get_output_folder(args.d, args.tr, args.p, args.c)
+    except RuntimeError as e:  # nnU-Net raises RuntimeError for an unknown dataset
+        parser.error(str(e))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of ``mstkd_predict``."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    model_folder = model_folder_from_args(args, parser)
+    if args.device == "cpu":
+        torch.set_num_threads(multiprocessing.cpu_count())  # as nnUNetv2_predict does for -device cpu
+    elif args.device == "cuda":
+        torch.set_num_threads(1)
+        torch.set_num_interop_threads(1)
+    try:
+        result = predict_missing(args.i, args.o, model_folder, folds=args.f, missing=args.missing,
+                                 checkpoint_name=args.chk, step_size=args.step_size, disable_tta=args.disable_tta,
+                                 save_probabilities=args.save_probabilities,
+                                 continue_prediction=args.continue_prediction, device=args.device,
+                                 num_processes_preprocessing=args.npp, num_processes_segmentation_export=args.nps,
+                                 verbose=args.verbose, disable_progress_bar=args.disable_progress_bar)
+    except (ValueError, FileNotFoundError, RuntimeError) as e:
+        parser.exit(2, f"mstkd_predict: error: {e}\n")
+    if result["failed"]:
+        lines = "\n".join(f"  {m}" for m in result["failed"].values())
+        print(f"mstkd_predict: {len(result['failed'])} case(s) failed: {', '.join(result['failed'])}\n{lines}",
+              file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,183 @@
+"""The per-case pipeline of ``mstkd_predict``: preprocessing workers, the network, export workers.
+
+The layout is nnU-Net's (``nnUNetPredictor.predict_from_files``): ``-npp`` spawned
+processes read and preprocess the next cases while this process runs the network,
+and ``-nps`` spawned processes resample and write the finished ones. ``0`` for
+either runs that stage in this process. A case that fails (unreadable or
+mismatched files, an error in the network or the export) is reported and the
+others go on; a worker that dies fails the cases it held.
+"""
+from __future__ import annotations
+
+import multiprocessing
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+
+import torch
+
+from nnunetv2_mstkd.inference.atomic_export import export_atomically, warm_up
+from nnunetv2_mstkd.inference.case_files import CaseFiles
+from nnunetv2_mstkd.inference.masked_predictor import MaskedPredictor, PreprocessedCase, preprocess_files
+
+
+@dataclass
+class Job:
+    """One case to predict and where its output goes (path without file ending)."""
+
+    case: CaseFiles
+    output_file_truncated: str
+
+
+_WORKER_STATE: tuple = ()
+
+
+def _init_preprocessing_worker(plans_manager, configuration_manager, dataset_json, verbose) -> None:
+    global _WORKER_STATE
+    _WORKER_STATE = (plans_manager, configuration_manager, dataset_json, verbose)
+
+
+def _preprocess_in_worker(files: list[str | None], case_id: str):
+    plans_manager, configuration_manager, dataset_json, verbose = _WORKER_STATE
+    case = preprocess_files(files, plans_manager, configuration_manager, dataset_json, verbose, case_id)
+    # numpy, not a tensor, crosses the process boundary: no shared-memory file descriptors per case.
+    return case.data.numpy(), case.properties, case.present
+
+
+def _case_message(case_id: str, error: BaseException) -> str:
+    text = str(error) or type(error).__name__
+    if not isinstance(error, (ValueError, FileNotFoundError)):
+        text = f"{type(error).__name__}: {text}"
+    return text if text.startswith(f"case {case_id}:") else f"case {case_id}: {text}"
+
+
+def _spawn_pool(num_processes: int, **kwargs) -> ProcessPoolExecutor:
+    # spawn, as nnU-Net does: forking a process that holds torch threads (or CUDA) is unsafe
+    return ProcessPoolExecutor(num_processes, mp_context=multiprocessing.get_context("spawn"), **kwargs)
+
+
+def preprocessed_cases(predictor: MaskedPredictor, jobs: Sequence[Job],
+                       num_processes: int) -> Iterator[tuple[Job, PreprocessedCase | BaseException]]:
+    """Yield each job with its preprocessed case (or the error it raised), in job order."""
+    if num_processes == 0 or not jobs:
+        for job in jobs:
+            try:
+                yield job, predictor.preprocess(job.case.files, job.case.case_id)
+            except Exception as e:  # one bad case must not stop the others
+                yield job, e
+        return
+    p = predictor.predictor
+    pool = _spawn_pool(min(num_processes, len(jobs)), initializer=_init_preprocessing_worker,
+                       initargs=(p.plans_manager, p.configuration_manager, p.dataset_json, predictor.verbose))
+    pending: deque[tuple[Job, Future]] = deque()
+    upcoming = iter(jobs)
+
+    def submit_next() -> None:
+        job = next(upcoming, None)
+        if job is not None:
+            pending.append((job, pool.submit(_preprocess_in_worker, job.case.files, job.case.case_id)))
+
+    try:
+        # like nnU-Net's worker queues: each worker holds one case in progress and one ready
+        for _ in range(2 * num_processes):
+            submit_next()
+        while pending:
+            job, future = pending.popleft()
+            try:
+                data, properties, present = future.result()
+                result = PreprocessedCase(torch.from_numpy(data), properties, present, job.case.case_id)
+            except Exception as e:
+                result = e
+            submit_next()
+            yield job, result
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+class _Exporter:
+    """Export in this process (``num_processes == 0``) or in a bounded pool of spawned workers."""
+
+    def __init__(self, predictor: MaskedPredictor, num_processes: int, save_probabilities: bool,
+                 log: Callable[[str], None]):
+        p = predictor.predictor
+        self.log = log
+        self.common = (p.configuration_manager, p.plans_manager, p.dataset_json)
+        self.save_probabilities = save_probabilities
+        self.num_processes = num_processes
+        self.pool = _spawn_pool(num_processes) if num_processes > 0 else None
+        # workers are spawned on demand; start them now, as nnU-Net's Pool does, not after the first prediction
+        for _ in range(num_processes):
+            self.pool.submit(warm_up)
+        self.running: dict[Future, str] = {}
+        self.failures: dict[str, str] = {}
+        self.done: list[str] = []
+
+    def submit(self, job: Job, logits, properties: dict) -> None:
+        args = (logits, properties, *self.common, job.output_file_truncated, self.save_probabilities)
+        case_id = job.case.case_id
+        if self.pool is None:
+            try:
+                export_atomically(*args)
+                self.done.append(case_id)
+            except Exception as e:
+                self._fail(case_id, e)
+            return
+        # don't let finished predictions pile up in memory while the exports lag behind (nnU-Net allows 2 queued)
+        while len(self.running) >= self.num_processes + 2:
+            self._collect(wait(self.running, return_when=FIRST_COMPLETED).done)
+        self.running[self.pool.submit(export_atomically, *args)] = case_id
+
+    def _collect(self, futures) -> None:
+        for future in futures:
+            case_id = self.running.pop(future)
+            try:
+                future.result()
+                self.done.append(case_id)
+            except Exception as e:
+                self._fail(case_id, e)
+
+    def _fail(self, case_id: str, error: BaseException) -> None:
+        self.failures[case_id] = _case_message(case_id, error)
+        self.log(f"ERROR while exporting: {self.failures[case_id]}")
+
+    def finish(self) -> None:
+        if self.running:
+            self._collect(wait(self.running).done)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def run_jobs(predictor: MaskedPredictor, jobs: Sequence[Job], save_probabilities: bool = False,
+             num_processes_preprocessing: int = 3, num_processes_segmentation_export: int = 3,
+             log: Callable[[str], None] = print) -> tuple[list[str], dict[str, str]]:
+    """Predict and export every job.
+
+    Returns:
+        The case identifiers written, and a message per failed case identifier.
+    """
+    failures: dict[str, str] = {}
+    exporter = _Exporter(predictor, num_processes_segmentation_export, save_probabilities, log)
+    try:
+        for k, (job, case) in enumerate(preprocessed_cases(predictor, jobs, num_processes_preprocessing), 1):
+            case_id = job.case.case_id
+            if isinstance(case, BaseException):
+                failures[case_id] = _case_message(case_id, case)
+                log(f"[{k}/{len(jobs)}] ERROR {failures[case_id]}")
+                continue
+            log(f"[{k}/{len(jobs)}] predicting {case_id}")
+            try:
+                # numpy for the export workers, as nnU-Net does (tensor pickling can fail on alignment)
+                logits = predictor.predict_logits(case).cpu().numpy()
+            except Exception as e:
+                failures[case_id] = _case_message(case_id, e)
+                log(f"[{k}/{len(jobs)}] ERROR {failures[case_id]}")
+                continue
+            exporter.submit(job, logits, case.properties)
+        exporter.finish()
+    finally:
+        exporter.close()
+    failures.update(exporter.failures)
+    return exporter.done, failures

@@ -1,0 +1,139 @@
+"""Finding a case's channel files and reading them (real NIfTI files, nnU-Net's reader); no model needed."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import torch
+from nnunetv2.imageio.simpleitk_reader_writer import SimpleITKIO
+
+from nnunetv2_mstkd.inference.atomic_export import is_case_done, save_json_atomically
+from nnunetv2_mstkd.inference.case_files import find_cases, unrecognised_files
+from nnunetv2_mstkd.inference.channel_reader import read_present_channels
+from nnunetv2_mstkd.inference.predict import resolve_device
+
+CHANNELS = ["T1", "T1ce", "T2", "FLAIR"]
+
+
+def _touch(folder, *names):
+    for n in names:
+        (folder / n).write_bytes(b"")
+
+
+def _write(path, array, spacing=(1.0, 1.0, 1.0), direction=None, origin=(0.0, 0.0, 0.0)):
+    img = sitk.GetImageFromArray(array.astype(np.float32))
+    img.SetSpacing(spacing)
+    img.SetOrigin(origin)
+    if direction is not None:
+        img.SetDirection(direction)
+    sitk.WriteImage(img, str(path))
+    return str(path)
+
+
+def test_find_cases_detects_absent_files_and_missing_option(tmp_path):
+    _touch(tmp_path, "a_0000.nii.gz", "a_0001.nii.gz", "a_0002.nii.gz", "a_0003.nii.gz",
+           "b_0000.nii.gz", "b_0002.nii.gz", "b_0003.nii.gz", "notes.txt")
+    cases = find_cases(str(tmp_path), CHANNELS, ".nii.gz", missing=[3])
+    assert [c.case_id for c in cases] == ["a", "b"]
+    a, b = cases
+    assert a.absent == [3] and a.not_found == [] and a.excluded == [3]
+    assert b.absent == [1, 3] and b.not_found == [1] and b.excluded == [3]
+    assert b.files[0] == str(tmp_path / "b_0000.nii.gz") and b.files[1] is None
+    assert a.problem(CHANNELS) is None and b.problem(CHANNELS) is None
+    assert a.describe(CHANNELS) == "case a: predicting without FLAIR (--missing)"
+    assert b.describe(CHANNELS) == "case b: predicting without T1ce (file b_0001.nii.gz absent), FLAIR (--missing)"
+
+
+def test_find_cases_complete_case_says_so(tmp_path):
+    _touch(tmp_path, *(f"c_{i:04d}.nii.gz" for i in range(4)))
+    (case,) = find_cases(str(tmp_path), CHANNELS, ".nii.gz")
+    assert case.absent == [] and case.describe(CHANNELS) == "case c: all channels present"
+
+
+def test_find_cases_every_channel_absent_is_a_problem_naming_expected_files(tmp_path):
+    _touch(tmp_path, "x_0001.nii.gz")
+    (case,) = find_cases(str(tmp_path), CHANNELS, ".nii.gz", missing=[1])
+    problem = case.problem(CHANNELS)
+    assert "case x: every channel is absent (T1ce excluded with --missing); at least one of" in problem
+    for i in range(4):
+        assert f"x_{i:04d}.nii.gz" in problem
+
+
+def test_find_cases_unknown_channel_index_is_a_problem(tmp_path):
+    _touch(tmp_path, *(f"y_{i:04d}.nii.gz" for i in range(5)))
+    (case,) = find_cases(str(tmp_path), CHANNELS, ".nii.gz")
+    assert "y_0004.nii.gz" in case.problem(CHANNELS) and "4 channels" in case.problem(CHANNELS)
+
+
+def test_find_cases_refuses_empty_or_absent_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        find_cases(str(tmp_path / "nope"), CHANNELS, ".nii.gz")
+    _touch(tmp_path, "a_0000.nrrd", "b.nii.gz")
+    with pytest.raises(FileNotFoundError, match=r"No files named CASE_XXXX\.nii\.gz"):
+        find_cases(str(tmp_path), CHANNELS, ".nii.gz")
+
+
+def test_files_without_channel_suffix_are_skipped_and_listed(tmp_path):
+    _touch(tmp_path, "b.nii.gz", "x_01.nii.gz", "c_0000.nii.gz", "c_0000.nii.gz.bak")
+    assert [c.case_id for c in find_cases(str(tmp_path), CHANNELS, ".nii.gz")] == ["c"]
+    assert unrecognised_files(str(tmp_path), ".nii.gz") == ["b.nii.gz", "x_01.nii.gz"]
+
+
+def test_read_present_channels_matches_nnunet_reader_and_fills_zeros(tmp_path):
+    rng = np.random.default_rng(0)
+    arrays = [rng.uniform(1, 2, (5, 6, 7)) for _ in range(3)]
+    files = [_write(tmp_path / f"c_{i}.nii.gz", a, spacing=(0.5, 1.0, 2.0)) for i, a in enumerate(arrays)]
+    data, props, present = read_present_channels([files[0], None, files[1], files[2]], SimpleITKIO())
+    reference, ref_props = SimpleITKIO().read_images(files)
+    assert data.shape == (4, 5, 6, 7) and data.dtype == np.float32
+    assert present.tolist() == [True, False, True, True]
+    assert np.array_equal(data[[0, 2, 3]], reference) and not data[1].any()
+    assert props["spacing"] == ref_props["spacing"] == [2.0, 1.0, 0.5]
+
+
+@pytest.mark.parametrize("what, kwargs, shape", [
+    ("shape", {}, (5, 6, 8)),
+    ("spacing", {"spacing": (1.0, 1.0, 1.5)}, (5, 6, 7)),
+    ("orientation", {"direction": (-1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)}, (5, 6, 7)),
+])
+def test_read_present_channels_geometry_mismatch_names_files(tmp_path, what, kwargs, shape):
+    good = _write(tmp_path / "g_0000.nii.gz", np.ones((5, 6, 7)))
+    bad = _write(tmp_path / "g_0002.nii.gz", np.ones(shape), **kwargs)
+    with pytest.raises(ValueError, match=f"case g: channel files disagree in {what}") as info:
+        read_present_channels([good, None, bad, None], SimpleITKIO(), case_id="g")
+    assert good in str(info.value) and bad in str(info.value)
+
+
+def test_read_present_channels_refuses_all_absent():
+    with pytest.raises(ValueError, match="case z: every channel is absent"):
+        read_present_channels([None, None], SimpleITKIO(), case_id="z")
+
+
+def test_is_case_done_follows_nnunet_rule(tmp_path):
+    trunc = str(tmp_path / "case")
+    assert not is_case_done(trunc, ".nii.gz", False)
+    _touch(tmp_path, "case.nii.gz")
+    assert is_case_done(trunc, ".nii.gz", False)
+    assert not is_case_done(trunc, ".nii.gz", True)  # probabilities asked for but no .npz yet
+    _touch(tmp_path, "case.npz")
+    assert is_case_done(trunc, ".nii.gz", True)
+
+
+def test_save_json_atomically_leaves_only_the_final_file(tmp_path):
+    save_json_atomically({"a": [1, 2]}, str(tmp_path / "x.json"))
+    assert os.listdir(tmp_path) == ["x.json"] and json.loads((tmp_path / "x.json").read_text()) == {"a": [1, 2]}
+    with pytest.raises(TypeError):
+        save_json_atomically({"a": object()}, str(tmp_path / "y.json"))
+    assert os.listdir(tmp_path) == ["x.json"]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error raised where CUDA is absent")
+def test_resolve_device_refuses_unavailable_cuda_and_tells_what_to_do():
+    with pytest.raises(RuntimeError, match="Pass -device cpu"):
+        resolve_device("cuda")
+    with pytest.raises(ValueError, match="cpu, cuda or mps"):
+        resolve_device("tpu")
+    assert resolve_device("cpu") == torch.device("cpu")
