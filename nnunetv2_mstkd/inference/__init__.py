@@ -5,6 +5,7 @@
 * :mod:`~nnunetv2_mstkd.inference.predict`: ``mstkd_predict`` and :func:`predict_missing`.
 * :mod:`~nnunetv2_mstkd.inference.case_files`: a folder's cases and their absent channel files.
 * :mod:`~nnunetv2_mstkd.inference.channel_reader`: reading present channels, checking their geometry.
+* :mod:`~nnunetv2_mstkd.inference.preprocessing`: nnU-Net preprocessing of a case with absent channels.
 * :mod:`~nnunetv2_mstkd.inference.runner`: preprocessing/export worker processes around the network.
 * :mod:`~nnunetv2_mstkd.inference.atomic_export`: outputs that appear only when complete.
 

@@ -1,21 +1,9 @@
 """nnU-Net's predictor for cases that lack modalities: :class:`MaskedPredictor`.
 
-An absent modality is an all-zero channel *after* nnU-Net's normalisation
-(METHOD §2), exactly what training-time modality dropout feeds the network. So a
-case is preprocessed by nnU-Net's own preprocessor (the class the plans name)
-with raw zeros in the absent channels; those zeros are normalised into something
-that need not be zero (ZScore maps them to zero, CT normalisation does not), and
-then overwritten with zeros by :func:`~nnunetv2_mstkd.modalities.zero_absent_channels`.
-
-Cropping: nnU-Net crops every case to the nonzero region of *all* its channels
-(and z-scores inside that region when ``use_mask_for_norm`` is set). An absent
-channel is zero, so the union of the *present* channels' nonzero masks decides
-the crop and the normalisation mask. When the channels share one brain mask (as
-in skull-stripped, co-registered BraTS data) that is the crop of the complete
-case, and a case with a file removed gives the same tensor as the complete case
-with that channel zeroed after preprocessing. Where the present channels cover
-less than the complete case did, the crop is smaller; the segmentation is still
-returned in the full image geometry.
+It wraps a stock ``nnUNetPredictor``: cases are read and preprocessed by
+:func:`~nnunetv2_mstkd.inference.preprocessing.preprocess_files` (nnU-Net's reader and
+preprocessor, then the absent channels zeroed after normalisation, METHOD §2), and
+the network, sliding window and export are nnU-Net's.
 
 Example::
 
@@ -28,79 +16,21 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 from nnunetv2.inference.export_prediction import convert_predicted_logits_to_segmentation_with_correct_shape
 from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
-from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager, PlansManager
 
 from nnunetv2_mstkd.env import ensure_ext_trainer
-from nnunetv2_mstkd.inference.channel_reader import read_present_channels
+from nnunetv2_mstkd.inference.preprocessing import PreprocessedCase, channel_names_of, preprocess_files
 from nnunetv2_mstkd.modalities import resolve_channels, zero_absent_channels
+
+__all__ = ["MaskedPredictor", "PreprocessedCase", "check_model_folder", "channel_names_of"]
 
 #: Configuration fields that never change the preprocessed images (network, training, names of stored data).
 NETWORK_ONLY_FIELDS = ("architecture", "patch_size", "batch_size", "batch_dice", "median_image_size_in_voxels",
                        "next_stage", "previous_stage", "inherits_from", "data_identifier")
-
-
-@dataclass
-class PreprocessedCase:
-    """One case after nnU-Net's preprocessing, with its absent channels zeroed.
-
-    Attributes:
-        data: ``(C, *spatial)`` float32 tensor in the model's preprocessed geometry.
-        properties: nnU-Net's data properties (spacing, crop box, shapes) for exporting.
-        present: Boolean ``(C,)``: True for each channel that was read.
-        case_id: Identifier used in messages, if known.
-    """
-
-    data: torch.Tensor
-    properties: dict
-    present: np.ndarray
-    case_id: str | None = None
-
-
-def channel_names_of(dataset_json: dict) -> list[str]:
-    """Channel names in channel order from a ``dataset.json`` (``channel_names``, or the older ``modality``)."""
-    names = dataset_json.get("channel_names", dataset_json.get("modality"))
-    if not names:
-        raise ValueError("dataset.json has no 'channel_names'; is this an nnU-Net v2 model folder?")
-    return [names[k] for k in sorted(names, key=int)]
-
-
-def preprocess_files(image_files: Sequence[str | None], plans_manager: PlansManager,
-                     configuration_manager: ConfigurationManager, dataset_json: dict, verbose: bool = False,
-                     case_id: str | None = None) -> PreprocessedCase:
-    """Read and preprocess one case as nnU-Net does, then zero its absent channels.
-
-    A module-level function so preprocessing worker processes can run it without the network.
-
-    Args:
-        image_files: One path per channel of ``dataset_json``, None for an absent channel.
-        plans_manager: The model's plans.
-        configuration_manager: The model's configuration.
-        dataset_json: The model's ``dataset.json``.
-        verbose: Passed to nnU-Net's preprocessor.
-        case_id: Used in messages.
-
-    Raises:
-        ValueError: Wrong number of files, every channel absent, or channel files with different geometry.
-    """
-    n = len(channel_names_of(dataset_json))
-    if len(image_files) != n:
-        raise ValueError(f"case {case_id}: got {len(image_files)} channel files but the model has {n} channels "
-                         f"({channel_names_of(dataset_json)}); pass None for an absent channel.")
-    data, properties, present = read_present_channels(image_files, plans_manager.image_reader_writer_class(), case_id)
-    preprocessor = configuration_manager.preprocessor_class(verbose=verbose)
-    data, _, properties = preprocessor.run_case_npy(data, None, properties, plans_manager, configuration_manager,
-                                                    dataset_json)
-    if not present.all():
-        data = zero_absent_channels(data, present)
-    tensor = torch.from_numpy(data).to(dtype=torch.float32, memory_format=torch.contiguous_format)
-    return PreprocessedCase(tensor, properties, present, case_id)
 
 
 class MaskedPredictor:

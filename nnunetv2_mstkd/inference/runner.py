@@ -19,7 +19,8 @@ import torch
 
 from nnunetv2_mstkd.inference.atomic_export import export_atomically, warm_up
 from nnunetv2_mstkd.inference.case_files import CaseFiles
-from nnunetv2_mstkd.inference.masked_predictor import MaskedPredictor, PreprocessedCase, preprocess_files
+from nnunetv2_mstkd.inference.masked_predictor import MaskedPredictor
+from nnunetv2_mstkd.inference.preprocessing import PreprocessedCase, init_worker, preprocess_in_worker
 
 
 @dataclass
@@ -28,21 +29,6 @@ class Job:
 
     case: CaseFiles
     output_file_truncated: str
-
-
-_WORKER_STATE: tuple = ()
-
-
-def _init_preprocessing_worker(plans_manager, configuration_manager, dataset_json, verbose) -> None:
-    global _WORKER_STATE
-    _WORKER_STATE = (plans_manager, configuration_manager, dataset_json, verbose)
-
-
-def _preprocess_in_worker(files: list[str | None], case_id: str):
-    plans_manager, configuration_manager, dataset_json, verbose = _WORKER_STATE
-    case = preprocess_files(files, plans_manager, configuration_manager, dataset_json, verbose, case_id)
-    # numpy, not a tensor, crosses the process boundary: no shared-memory file descriptors per case.
-    return case.data.numpy(), case.properties, case.present
 
 
 def _case_message(case_id: str, error: BaseException) -> str:
@@ -68,7 +54,7 @@ def preprocessed_cases(predictor: MaskedPredictor, jobs: Sequence[Job],
                 yield job, e
         return
     p = predictor.predictor
-    pool = _spawn_pool(min(num_processes, len(jobs)), initializer=_init_preprocessing_worker,
+    pool = _spawn_pool(min(num_processes, len(jobs)), initializer=init_worker,
                        initargs=(p.plans_manager, p.configuration_manager, p.dataset_json, predictor.verbose))
     pending: deque[tuple[Job, Future]] = deque()
     upcoming = iter(jobs)
@@ -76,7 +62,7 @@ def preprocessed_cases(predictor: MaskedPredictor, jobs: Sequence[Job],
     def submit_next() -> None:
         job = next(upcoming, None)
         if job is not None:
-            pending.append((job, pool.submit(_preprocess_in_worker, job.case.files, job.case.case_id)))
+            pending.append((job, pool.submit(preprocess_in_worker, job.case.files, job.case.case_id)))
 
     try:
         # like nnU-Net's worker queues: each worker holds one case in progress and one ready
