@@ -1,0 +1,213 @@
+"""``mstkd_benchmark``: evaluate trained models on all 15 modality subsets (METHOD §5).
+
+Each model is ``$nnUNet_results/DatasetXXX/TRAINER__PLANS__CONFIG/fold_F``. By default
+the cases are the fold's validation cases (``splits_final.json``); ``-i``/``-l`` name
+an image and a label folder instead (e.g. ``imagesTs``/``labelsTs``). Every case is
+preprocessed once with all its modalities; each subset then zeroes the absent
+channels after normalisation, exactly as training with modality dropout does.
+Example::
+
+    mstkd_benchmark -d 501 -c 3d_fullres -f 0 -o bench \\
+        -tr nnUNetTrainer nnUNetTrainerModalityDropout nnUNetTrainerMSTKD
+
+Outputs in ``-o``: ``per_case.csv``, ``summary.json``, ``results.md`` (paper-layout
+table, Wilcoxon tests, timing), ``dice_heatmap.png``, ``wilcoxon.csv``, ``timing.csv``;
+with ``--save_predictions`` also ``predictions/MODEL/SUBSET/CASE<file_ending>``.
+A model without a checkpoint is reported and skipped.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+from collections.abc import Sequence
+
+import torch
+from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
+from nnunetv2.utilities.file_path_utilities import get_output_folder
+
+from nnunetv2_mstkd.env import ensure_ext_trainer
+from nnunetv2_mstkd.evaluation.cases import evaluation_regions, folder_cases, validation_cases
+from nnunetv2_mstkd.evaluation.outputs import machine_description, write_outputs
+from nnunetv2_mstkd.evaluation.report import markdown_table, summarize
+from nnunetv2_mstkd.evaluation.runner import BenchmarkModel, evaluate, segmentation_saver
+from nnunetv2_mstkd.inference.masked_predictor import MaskedPredictor
+from nnunetv2_mstkd.inference.predict import resolve_device
+from nnunetv2_mstkd.modalities import paper_subsets, subset_label
+
+#: Output files, by the key under which :func:`run_benchmark` returns their paths.
+OUTPUT_FILES = {"per_case_csv": "per_case.csv", "summary_json": "summary.json", "results_md": "results.md",
+                "dice_heatmap": "dice_heatmap.png", "wilcoxon_csv": "wilcoxon.csv", "timing_csv": "timing.csv"}
+
+
+def missing_checkpoints(dataset: str | int, configuration: str, fold: int | str, trainers: Sequence[str], plans: str,
+                        checkpoint_name: str) -> dict[str, str]:
+    """Trainer -> why it cannot be evaluated (its expected checkpoint and the command that makes it)."""
+    dataset_name = maybe_convert_to_dataset_name(dataset)
+    reasons = {}
+    for trainer in trainers:
+        fold_folder = get_output_folder(dataset_name, trainer, plans, configuration, fold)
+        checkpoint = os.path.join(fold_folder, checkpoint_name)
+        if not os.path.isfile(checkpoint):
+            reasons[trainer] = (f"no checkpoint at {checkpoint}; train it with `nnUNetv2_train {dataset} "
+                                f"{configuration} {fold} -tr {trainer} -p {plans}` (or choose another with -chk).")
+    return reasons
+
+
+def _command(dataset, configuration, fold, trainers, output_folder, plans, images, labels, device, checkpoint_name,
+             disable_tta, step_size, reference, save_predictions) -> str:
+    cmd = ["mstkd_benchmark", "-d", str(dataset), "-c", configuration, "-f", str(fold), "-tr", *trainers,
+           "-o", str(output_folder), "-p", plans]
+    if images is not None:
+        cmd += ["-i", str(images), "-l", str(labels)]
+    cmd += ["-device", str(device), "-chk", checkpoint_name, "-step_size", f"{step_size:g}"]
+    cmd += ["--disable_tta"] * disable_tta + ["--save_predictions"] * save_predictions
+    cmd += ["--reference", reference] if reference else []
+    return shlex.join(cmd)
+
+
+def _check_arguments(trainers, images, labels, step_size, fold) -> None:
+    if not trainers:
+        raise ValueError("No trainer given; name at least one with -tr.")
+    repeated = sorted({t for t in trainers if list(trainers).count(t) > 1})
+    if repeated:
+        raise ValueError(f"Trainer(s) {repeated} are given more than once; name each model once.")
+    if (images is None) != (labels is None):
+        raise ValueError("-i IMAGES and -l LABELS go together: pass both, or neither for the fold's validation cases.")
+    if not 0 < step_size <= 1:
+        raise ValueError(f"-step_size must be in (0, 1], got {step_size}.")
+    if str(fold) != "all" and not str(fold).isdigit():
+        raise ValueError(f"-f must be a fold number or 'all', got {fold!r}.")
+
+
+def run_benchmark(dataset: str | int, configuration: str, fold: int | str, trainers: Sequence[str],
+                  output_folder: str, plans: str = "nnUNetPlans", images: str | None = None,
+                  labels: str | None = None, device: str | torch.device = "cuda",
+                  checkpoint_name: str = "checkpoint_final.pth", disable_tta: bool = False, step_size: float = 0.5,
+                  reference: str | None = None, save_predictions: bool = False, progress: bool = True) -> dict:
+    """Evaluate each trainer's model of one dataset, configuration and fold on every modality subset.
+
+    Args:
+        dataset: Dataset ID or name (``DatasetXXX_Name``).
+        configuration: nnU-Net configuration, e.g. ``3d_fullres``.
+        fold: The fold whose model (and, without ``images``, whose validation cases) to use; or ``"all"``.
+        trainers: Trainer class names; each is one row of the tables.
+        output_folder: Where the outputs go (created if needed).
+        plans: Plans identifier.
+        images: Folder of complete cases ``CASE_XXXX<file_ending>``; None for the fold's validation cases.
+        labels: Folder of references ``CASE<file_ending>``; required with ``images``.
+        device: ``"cuda"`` (default, as nnU-Net), ``"cpu"`` or ``"mps"``; an unavailable device is an error.
+        checkpoint_name: Checkpoint file in the fold folder.
+        disable_tta: Switch test-time mirroring off.
+        step_size: Sliding-window step as a fraction of the patch size.
+        reference: Model the paired Wilcoxon tests compare the others with; default: the first full
+            ``nnUNetTrainerMSTKD`` model (no tests, with a note, if there is none).
+        save_predictions: Also write every segmentation to ``predictions/MODEL/SUBSET/``.
+        progress: Show a progress bar.
+
+    Returns:
+        The output paths under the keys of :data:`OUTPUT_FILES`, plus ``summary`` (the summary dict),
+        ``models`` (evaluated), ``skipped`` (trainer -> reason), ``cases`` (identifiers),
+        ``preprocess_calls`` (``(case, model)`` per preprocessing run) and ``predictions`` (folder or None).
+
+    Raises:
+        ValueError: For inconsistent arguments or a ``reference`` that is not evaluated.
+        FileNotFoundError: If no trainer has a checkpoint, or cases, splits or references are missing.
+        RuntimeError: If the device is not available.
+    """
+    trainers = list(trainers)
+    _check_arguments(trainers, images, labels, step_size, fold)
+    fold = "all" if str(fold) == "all" else int(fold)
+    device = resolve_device(device)
+    ensure_ext_trainer()
+    dataset_name = maybe_convert_to_dataset_name(dataset)
+    skipped = missing_checkpoints(dataset, configuration, fold, trainers, plans, checkpoint_name)
+    for trainer, reason in skipped.items():
+        print(f"WARNING: skipping {trainer}: {reason}", file=sys.stderr)
+    available = [t for t in trainers if t not in skipped]
+    if not available:
+        raise FileNotFoundError("None of the trainers has a checkpoint:\n" +
+                                "\n".join(f"  {t}: {r}" for t, r in skipped.items()))
+    if reference is not None and reference not in available:
+        raise ValueError(f"--reference {reference} is not among the evaluated models {available}.")
+    models = [BenchmarkModel(t, MaskedPredictor(get_output_folder(dataset_name, t, plans, configuration), (fold,),
+                                                checkpoint_name, device, step_size, not disable_tta,
+                                                allow_tqdm=False)) for t in available]
+    predictor = models[0].predictor
+    channel_names, dataset_json = predictor.channel_names, predictor.predictor.dataset_json
+    if images is None:
+        cases = validation_cases(dataset_name, fold, len(channel_names))
+        source = f"validation cases of fold {fold} from splits_final.json"
+    else:
+        cases = folder_cases(images, labels, channel_names, dataset_json["file_ending"])
+        source = f"images {images}, references {labels}"
+    if not cases:
+        raise FileNotFoundError(f"No cases to evaluate ({source}).")
+    subsets = paper_subsets(channel_names)
+    subset_order = [subset_label(s, channel_names) for s in subsets]
+    os.makedirs(output_folder, exist_ok=True)
+    predictions = os.path.join(output_folder, "predictions") if save_predictions else None
+    result = evaluate(models, cases, subsets, evaluation_regions(dataset_json),
+                      segmentation_saver(predictions) if predictions else None, progress)
+
+    summary = summarize(result.rows, subset_order)
+    meta = {"dataset": dataset_name, "configuration": configuration, "plans": plans, "fold": fold,
+            "checkpoint": checkpoint_name, "cases_source": source, "n_cases": len(cases), "tta": not disable_tta,
+            "step_size": step_size, "device": str(device), "machine": machine_description(device),
+            "command": _command(dataset, configuration, fold, trainers, output_folder, plans, images, labels, device,
+                                checkpoint_name, disable_tta, step_size, reference, save_predictions),
+            "skipped": skipped, "cases": [c.case_id for c in cases]}
+    paths = {key: os.path.join(output_folder, name) for key, name in OUTPUT_FILES.items()}
+    write_outputs(paths, result.rows, result.timing, summary, available, reference, meta)
+    return {**paths, "summary": summary, "models": available, "skipped": skipped, "cases": meta["cases"],
+            "preprocess_calls": result.preprocess_calls, "predictions": predictions}
+
+
+def main() -> None:
+    """Command-line entry point ``mstkd_benchmark``."""
+    parser = argparse.ArgumentParser(
+        description="Evaluate trained nnU-Net models on all 15 MRI modality subsets (absent modalities are zeroed "
+                    "after normalisation) and write per-case scores, the paper-layout table, Wilcoxon tests, "
+                    "timing and a Dice heatmap.")
+    parser.add_argument("-d", required=True, help="dataset ID or name")
+    parser.add_argument("-c", required=True, help="configuration, e.g. 3d_fullres")
+    parser.add_argument("-f", required=True, help="fold (its model, and by default its validation cases), or 'all'")
+    parser.add_argument("-tr", nargs="+", required=True, help="trainer class names, one row each")
+    parser.add_argument("-o", required=True, help="output folder")
+    parser.add_argument("-p", default="nnUNetPlans", help="plans identifier (default: nnUNetPlans)")
+    parser.add_argument("-i", default=None, help="folder of complete test cases CASE_XXXX<ending> (with -l)")
+    parser.add_argument("-l", default=None, help="folder of reference segmentations CASE<ending> (with -i)")
+    parser.add_argument("-device", default="cuda", help="cuda (default), cpu or mps")
+    parser.add_argument("-chk", default="checkpoint_final.pth", help="checkpoint file name")
+    parser.add_argument("--disable_tta", action="store_true", help="no test-time mirroring (faster)")
+    parser.add_argument("-step_size", type=float, default=0.5, help="sliding-window step (fraction of the patch)")
+    parser.add_argument("--reference", default=None,
+                        help="model the Wilcoxon tests compare with the others (default: nnUNetTrainerMSTKD)")
+    parser.add_argument("--save_predictions", action="store_true",
+                        help="also write every segmentation to OUTPUT/predictions/MODEL/SUBSET/")
+    parser.add_argument("--disable_progress_bar", action="store_true", help="no progress bar")
+    args = parser.parse_args()
+    try:
+        out = run_benchmark(args.d, args.c, args.f, args.tr, args.o, args.p, args.i, args.l, args.device, args.chk,
+                            args.disable_tta, args.step_size, args.reference, args.save_predictions,
+                            not args.disable_progress_bar)
+    except (ValueError, FileNotFoundError) as e:
+        parser.exit(1, f"mstkd_benchmark: error: {e}\n")
+    except RuntimeError as e:
+        if "-device" not in str(e):
+            raise
+        parser.exit(1, f"mstkd_benchmark: error: {e}\n")
+    summary = out["summary"]
+    print(markdown_table(summary, summary["subsets"], out["models"]))
+    for trainer, reason in out["skipped"].items():
+        print(f"Skipped {trainer}: {reason}")
+    print("Outputs:")
+    for key in OUTPUT_FILES:
+        print(f"  {out[key]}")
+    if out["predictions"]:
+        print(f"  {out['predictions']}/")
+
+
+if __name__ == "__main__":
+    main()
