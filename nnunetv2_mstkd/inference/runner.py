@@ -43,16 +43,23 @@ def _spawn_pool(num_processes: int, **kwargs) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(num_processes, mp_context=multiprocessing.get_context("spawn"), **kwargs)
 
 
+def _in_process(predictor: MaskedPredictor, jobs: Sequence[Job]) -> Iterator[tuple[Job, PreprocessedCase | Exception]]:
+    for job in jobs:
+        try:
+            yield job, predictor.preprocess(job.case.files, job.case.case_id)
+        except Exception as e:  # one bad case must not stop the others
+            yield job, e
+
+
 def preprocessed_cases(predictor: MaskedPredictor, jobs: Sequence[Job],
-                       num_processes: int) -> Iterator[tuple[Job, PreprocessedCase | BaseException]]:
-    """Yield each job with its preprocessed case (or the error it raised), in job order."""
+                       num_processes: int) -> Iterator[tuple[Job, PreprocessedCase | Exception]]:
+    """Each job with its preprocessed case (or the error it raised), in job order.
+
+    With worker processes, they start and take their first cases at once (before the
+    returned iterator is consumed), so they load while the caller sets up the rest.
+    """
     if num_processes == 0 or not jobs:
-        for job in jobs:
-            try:
-                yield job, predictor.preprocess(job.case.files, job.case.case_id)
-            except Exception as e:  # one bad case must not stop the others
-                yield job, e
-        return
+        return _in_process(predictor, jobs)
     p = predictor.predictor
     pool = _spawn_pool(min(num_processes, len(jobs)), initializer=init_worker,
                        initargs=(p.plans_manager, p.configuration_manager, p.dataset_json, predictor.verbose))
@@ -64,21 +71,25 @@ def preprocessed_cases(predictor: MaskedPredictor, jobs: Sequence[Job],
         if job is not None:
             pending.append((job, pool.submit(preprocess_in_worker, job.case.files, job.case.case_id)))
 
-    try:
-        # like nnU-Net's worker queues: each worker holds one case in progress and one ready
-        for _ in range(2 * num_processes):
-            submit_next()
-        while pending:
-            job, future = pending.popleft()
-            try:
-                data, properties, present = future.result()
-                result = PreprocessedCase(torch.from_numpy(data), properties, present, job.case.case_id)
-            except Exception as e:
-                result = e
-            submit_next()
-            yield job, result
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    # like nnU-Net's worker queues: each worker holds one case in progress and one ready
+    for _ in range(2 * num_processes):
+        submit_next()
+
+    def results() -> Iterator[tuple[Job, PreprocessedCase | Exception]]:
+        try:
+            while pending:
+                job, future = pending.popleft()
+                try:
+                    data, properties, present = future.result()
+                    result = PreprocessedCase(torch.from_numpy(data), properties, present, job.case.case_id)
+                except Exception as e:
+                    result = e
+                submit_next()
+                yield job, result
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    return results()
 
 
 class _Exporter:
@@ -145,11 +156,12 @@ def run_jobs(predictor: MaskedPredictor, jobs: Sequence[Job], save_probabilities
         The case identifiers written, and a message per failed case identifier.
     """
     failures: dict[str, str] = {}
+    cases = preprocessed_cases(predictor, jobs, num_processes_preprocessing)  # first, as nnU-Net starts them
     exporter = _Exporter(predictor, num_processes_segmentation_export, save_probabilities, log)
     try:
-        for k, (job, case) in enumerate(preprocessed_cases(predictor, jobs, num_processes_preprocessing), 1):
+        for k, (job, case) in enumerate(cases, 1):
             case_id = job.case.case_id
-            if isinstance(case, BaseException):
+            if isinstance(case, Exception):
                 failures[case_id] = _case_message(case_id, case)
                 log(f"[{k}/{len(jobs)}] ERROR {failures[case_id]}")
                 continue
