@@ -81,9 +81,9 @@ def test_baselines_and_ablations_train(train_model, trainer, present, absent):
 def test_missing_teacher_prints_the_command_that_trains_it(planned_dataset):
     root, dataset_id = planned_dataset
     proc = subprocess.run([bin_path("nnUNetv2_train"), str(dataset_id), CONFIGURATION, "0", "-p", PLANS, "-tr",
-                           "nnUNetTrainerMSTKD_2ep10it", "-device", "cpu"], env=train_env(root),
+                           "nnUNetTrainerMSTKD_5ep25it", "-device", "cpu"], env=train_env(root),
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode != 0
     expected = (f"nnUNetv2_train Dataset{dataset_id}_SynthBraTS {CONFIGURATION} 0 -p {PLANS} "
-                f"-tr nnUNetTrainerMSTKDTeacher_2ep10it")
+                f"-tr nnUNetTrainerMSTKDTeacher_5ep25it")
     assert expected in proc.stdout + proc.stderr
