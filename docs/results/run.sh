@@ -5,7 +5,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 source "$ROOT/scripts/setup_env.sh"
 WORK="$(realpath -m "${1:-/tmp/mstkd_results}")"
-SCHEDULE="${2:-20ep25it}"
+SCHEDULE="${2:-10ep25it}"
 export nnUNet_raw="$WORK/nnUNet_raw" nnUNet_preprocessed="$WORK/nnUNet_preprocessed" nnUNet_results="$WORK/nnUNet_results"
 export nnUNet_extTrainer="$(mstkd_trainers_dir)${nnUNet_extTrainer:+:$nnUNet_extTrainer}"
 export nnUNet_def_n_proc=1
