@@ -3,13 +3,14 @@
 Builds the untrained student exactly as ``nnUNetv2_train`` would (same class, plans, fold and
 teacher lookup), draws real training batches from nnU-Net's data loader, and evaluates every term
 without updating anything. Use it to choose the ``lambda_*`` class attributes. Needs the
-nnUNet_* variables and a trained teacher.
+nnUNet_* variables and a trained teacher; leaves the student's output folder (log, no checkpoint).
 
-    python scripts/measure_loss_terms.py -d 992 -p nnUNetPlansCPU -tr nnUNetTrainerMSTKD_20ep25it -n 20
+    python scripts/measure_loss_terms.py -d 992 -p nnUNetPlansCPU -tr nnUNetTrainerMSTKD_10ep25it -n 20
 """
 from __future__ import annotations
 
 import argparse
+import os
 
 import numpy as np
 import torch
@@ -40,7 +41,7 @@ def measure(dataset: str, configuration: str, fold: int, trainer_name: str, plan
             terms["seg"] = trainer.loss(z_s, target)
             for k, v in terms.items():
                 values.setdefault(k, []).append(float(v))
-    trainer.on_train_end()
+    # No on_train_end: it would write checkpoint_final.pth and mark the student as trained.
     return {k: float(np.mean(v)) for k, v in values.items()}
 
 
@@ -55,6 +56,7 @@ def main() -> None:
     parser.add_argument("--epoch", type=int, default=0, help="epoch for the consistency ramp (default 0)")
     args = parser.parse_args()
     ensure_ext_trainer()
+    os.environ.setdefault("nnUNet_n_proc_DA", "0")
     m = measure(args.d, args.c, args.f, args.tr, args.p, args.n, args.epoch)
     print(f"Untrained {args.tr} against its teacher, dataset {args.d}, {args.c}, fold {args.f}, plans {args.p}, "
           f"epoch {args.epoch} (ramp w = {m['ramp']:.4f}), mean of {args.n} batches\n")

@@ -50,14 +50,14 @@ class MSTKDStudentMixin(ModalityDropoutMixin, MSTKDNetworkMixin):
 
     use_teacher: bool = True
     teacher_trainer_name: str = "nnUNetTrainerMSTKDTeacher"
-    lambda_att: float = 1.0
-    lambda_feat: float = 0.2
-    lambda_prob: float = 1.0
-    lambda_lskd: float = 1.0
-    lambda_gram: float = 1.0
-    lambda_adv: float = 2e-4
-    kd_temperature: float = 7.0
-    ramp_fraction: float = 0.2
+    lambda_att: float = DistillationWeights.att
+    lambda_feat: float = DistillationWeights.feat
+    lambda_prob: float = DistillationWeights.prob
+    lambda_lskd: float = DistillationWeights.lskd
+    lambda_gram: float = DistillationWeights.gram
+    lambda_adv: float = DistillationWeights.adv
+    kd_temperature: float = DistillationWeights.temperature
+    ramp_fraction: float = DistillationWeights.ramp_fraction
     discriminator_channels: int = 32
 
     teacher: nn.Module | None = None
