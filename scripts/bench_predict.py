@@ -54,9 +54,10 @@ def prepare_synthetic(root: str, cases: int, size: int) -> tuple[str, str, dict]
         _run([f"{BIN}/mstkd_apply_plans", "-d", "987"], env)
         _run([f"{BIN}/nnUNetv2_train", "987", CONFIGURATION, "0", "-p", PLANS, "-tr", TRAINER, "-device", "cpu"],
              dict(env, nnUNet_n_proc_DA="0"))
-    images = f"{root}/bench_raw/Dataset988_SynthBraTS/imagesTs"
+    raw = f"{root}/bench_raw_{cases}x{size}"
+    images = f"{raw}/Dataset988_SynthBraTS/imagesTs"
     if not os.path.isdir(images):
-        generate_dataset(988, 1, num_test_cases=cases, size=size, seed=7, raw_dir=f"{root}/bench_raw")
+        generate_dataset(988, 1, num_test_cases=cases, size=size, seed=7, raw_dir=raw)
     return model, images, env
 
 
@@ -104,7 +105,7 @@ def machine() -> str:
         cpu = names[0] if names else cpu
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     return (f"{cpu}, {os.cpu_count()} logical cores; torch {torch.__version__}, nnunetv2 {version('nnunetv2')}, "
-            f"Python {platform.python_version()}; load average at start {load}")
+            f"Python {platform.python_version()}; load average at the start {load} (1, 5, 15 min)")
 
 
 def main() -> None:
@@ -117,8 +118,8 @@ def main() -> None:
     p.add_argument("--flags", default="--disable_tta -device cpu -npp 1 -nps 1",
                    help="flags given to both commands. Default: %(default)s")
     p.add_argument("--repeats", type=int, default=5, help="runs per command. Default: 5")
-    p.add_argument("--cases", type=int, default=4, help="synthetic cases. Default: 4")
-    p.add_argument("--size", type=int, default=96, help="synthetic case edge in voxels. Default: 96")
+    p.add_argument("--cases", type=int, default=2, help="synthetic cases. Default: 2")
+    p.add_argument("--size", type=int, default=48, help="synthetic case edge in voxels. Default: 48")
     p.add_argument("--out", help="also write the Markdown here")
     args = p.parse_args()
     from nnunetv2.utilities.file_path_utilities import parse_dataset_trainer_plans_configuration_from_path
@@ -140,8 +141,11 @@ def main() -> None:
                 "mstkd_predict": [f"{BIN}/mstkd_predict", *common],
                 f"mstkd_predict --missing {args.missing}": [f"{BIN}/mstkd_predict", *common, "--missing", args.missing]}
     walls = {k: [] for k in commands}
-    for _ in range(args.repeats):
-        for name, cmd in commands.items():  # interleaved, so a drifting machine load hits every command alike
+    names = list(commands)
+    for r in range(args.repeats):
+        # interleaved, in a rotating order, so a drifting machine load hits every command alike
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            cmd = commands[name]
             shutil.rmtree(out, ignore_errors=True)
             walls[name].append(_run([*cmd, "-o", out], env))
             print(f"{name}: {walls[name][-1]:.2f} s", file=sys.stderr)
@@ -154,7 +158,7 @@ def main() -> None:
              f"Model: `{os.path.basename(model)}` (folds {' '.join(args.f)}); {n_cases} cases in `{images}`; "
              f"both commands get `-i ... -d {dataset} -p {plans} -tr {trainer} -c {configuration} -f "
              f"{' '.join(args.f)} {args.flags}`.", "",
-             f"## Whole command, start-up included (median of {args.repeats} interleaved runs)", "",
+             f"## Whole command, start-up included (median of {args.repeats} runs, interleaved in rotating order)", "",
              "| command | median s | min s | max s | ratio to nnUNetv2_predict |", "|---|---|---|---|---|"]
     for name, w in walls.items():
         lines.append(f"| `{name}` | {statistics.median(w):.2f} | {min(w):.2f} | {max(w):.2f} | "
@@ -166,6 +170,7 @@ def main() -> None:
               f"{per_case['masked_pre'] / per_case['stock_pre']:.3f} |",
               f"| preprocessing + network + segmentation | {per_case['stock_all']:.3f} s | "
               f"{per_case['masked_all']:.3f} s | {per_case['masked_all'] / per_case['stock_all']:.3f} |", ""]
+    lines += [f"Load average at the end: {', '.join(f'{x:.2f}' for x in os.getloadavg())} (1, 5, 15 min).", ""]
     text = "\n".join(lines)
     print(text)
     if args.out:

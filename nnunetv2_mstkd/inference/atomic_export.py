@@ -71,10 +71,6 @@ def export_atomically(logits: np.ndarray | torch.Tensor, properties: dict, confi
     return output_file_truncated + ending
 
 
-def warm_up() -> None:
-    """Nothing; submitted once per export worker so it starts (and imports nnU-Net) before the first case is ready."""
-
-
 def save_json_atomically(obj, path: str) -> None:
     """Write JSON to a temporary file beside ``path`` and move it into place."""
     temporary = _temporary_truncated_name(path)

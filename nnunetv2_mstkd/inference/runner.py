@@ -5,19 +5,24 @@ processes read and preprocess the next cases while this process runs the network
 and ``-nps`` spawned processes resample and write the finished ones. ``0`` for
 either runs that stage in this process. A case that fails (unreadable or
 mismatched files, an error in the network or the export) is reported and the
-others go on; a worker that dies fails the cases it held.
+others go on. A preprocessing worker that dies fails the cases it held; an export
+worker that dies stops the run, as in nnU-Net (finished outputs are complete, and
+``--continue_prediction`` resumes).
 """
 from __future__ import annotations
 
 import multiprocessing
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
+from multiprocessing.pool import AsyncResult
+from time import sleep
 
 import torch
+from nnunetv2.utilities.file_path_utilities import check_workers_alive_and_busy
 
-from nnunetv2_mstkd.inference.atomic_export import export_atomically, warm_up
+from nnunetv2_mstkd.inference.atomic_export import export_atomically
 from nnunetv2_mstkd.inference.case_files import CaseFiles
 from nnunetv2_mstkd.inference.masked_predictor import MaskedPredictor
 from nnunetv2_mstkd.inference.preprocessing import PreprocessedCase, init_worker, preprocess_in_worker
@@ -70,6 +75,8 @@ def preprocessed_cases(predictor: MaskedPredictor, jobs: Sequence[Job],
         job = next(upcoming, None)
         if job is not None:
             pending.append((job, pool.submit(preprocess_in_worker, job.case.files, job.case.case_id)))
+        else:  # nothing left to submit: let the workers exit as soon as they are done, not at the very end
+            pool.shutdown(wait=False)
 
     # like nnU-Net's worker queues: each worker holds one case in progress and one ready
     for _ in range(2 * num_processes):
@@ -93,7 +100,7 @@ def preprocessed_cases(predictor: MaskedPredictor, jobs: Sequence[Job],
 
 
 class _Exporter:
-    """Export in this process (``num_processes == 0``) or in a bounded pool of spawned workers."""
+    """Export in this process (``num_processes == 0``) or in nnU-Net's way: a pool of spawned workers."""
 
     def __init__(self, predictor: MaskedPredictor, num_processes: int, save_probabilities: bool,
                  log: Callable[[str], None]):
@@ -101,12 +108,10 @@ class _Exporter:
         self.log = log
         self.common = (p.configuration_manager, p.plans_manager, p.dataset_json)
         self.save_probabilities = save_probabilities
-        self.num_processes = num_processes
-        self.pool = _spawn_pool(num_processes) if num_processes > 0 else None
-        # workers are spawned on demand; start them now, as nnU-Net's Pool does, not after the first prediction
-        for _ in range(num_processes):
-            self.pool.submit(warm_up)
-        self.running: dict[Future, str] = {}
+        self.pool = multiprocessing.get_context("spawn").Pool(num_processes) if num_processes > 0 else None
+        # as nnU-Net does: remember the workers to notice one killed by the OS (the pool would wait forever)
+        self.workers = list(self.pool._pool) if self.pool is not None else []
+        self.running: deque[tuple[str, AsyncResult]] = deque()
         self.failures: dict[str, str] = {}
         self.done: list[str] = []
 
@@ -121,30 +126,38 @@ class _Exporter:
                 self._fail(case_id, e)
             return
         # don't let finished predictions pile up in memory while the exports lag behind (nnU-Net allows 2 queued)
-        while len(self.running) >= self.num_processes + 2:
-            self._collect(wait(self.running, return_when=FIRST_COMPLETED).done)
-        self.running[self.pool.submit(export_atomically, *args)] = case_id
+        while check_workers_alive_and_busy(self.pool, self.workers, [r for _, r in self.running], 2):
+            sleep(0.1)
+        self.running.append((case_id, self.pool.apply_async(export_atomically, args)))
+        self._collect(block=False)
 
-    def _collect(self, futures) -> None:
-        for future in futures:
-            case_id = self.running.pop(future)
+    def _collect(self, block: bool) -> None:
+        while self.running and (block or self.running[0][1].ready()):
+            case_id, result = self.running[0]
+            while not result.ready():
+                if not all(w.is_alive() for w in self.workers):
+                    raise RuntimeError("An export worker died, probably killed by the OS for lack of memory. "
+                                       "Use fewer processes (-nps) and rerun with --continue_prediction.")
+                result.wait(0.1)
             try:
-                future.result()
+                result.get()
                 self.done.append(case_id)
             except Exception as e:
                 self._fail(case_id, e)
+            self.running.popleft()
 
     def _fail(self, case_id: str, error: BaseException) -> None:
         self.failures[case_id] = _case_message(case_id, error)
         self.log(f"ERROR while exporting: {self.failures[case_id]}")
 
     def finish(self) -> None:
-        if self.running:
-            self._collect(wait(self.running).done)
+        self._collect(block=True)
 
     def close(self) -> None:
+        # every result is collected (or the run failed): stop the workers at once, as nnU-Net's Pool does on exit
         if self.pool is not None:
-            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool.terminate()
+            self.pool.join()
 
 
 def run_jobs(predictor: MaskedPredictor, jobs: Sequence[Job], save_probabilities: bool = False,
