@@ -11,7 +11,7 @@ from nnunetv2_mstkd.env import with_trainers_dir
 
 E2E_DATASET_ID = 987
 E2E_CASES = 8
-E2E_SIZE = 40
+E2E_SIZE = 32
 
 
 def bin_path(name: str) -> str:
