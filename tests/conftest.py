@@ -82,3 +82,10 @@ def train_model(planned_dataset):
         return done[trainer]
 
     return _train
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test that plans or trains through the real nnU-Net commands counts as ``e2e``."""
+    for item in items:
+        if {"planned_dataset", "train_model"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.e2e)
