@@ -9,6 +9,8 @@ import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
+from nnunetv2_mstkd.evaluation.tables import select_models_and_regions
+
 
 def plot_dice_heatmap(summary: dict, subset_order: Sequence[str], models: Sequence[str] | None, path: str | Path,
                       regions: Sequence[str] | None = None) -> Path:
@@ -32,11 +34,7 @@ def plot_dice_heatmap(summary: dict, subset_order: Sequence[str], models: Sequen
     Raises:
         ValueError: If a requested model is not in the summary, or there is nothing to plot.
     """
-    models = list(summary["models"] if models is None else models)
-    unknown = [m for m in models if m not in summary["results"]]
-    if unknown:
-        raise ValueError(f"Model(s) {unknown} are not in the summary; it has {list(summary['results'])}.")
-    regions = list(summary["regions"] if regions is None else regions)
+    models, regions = select_models_and_regions(summary, models, regions)
     columns = list(subset_order) + ["Avg"]
     if not models or not regions:
         raise ValueError(f"Nothing to plot: models={models}, regions={regions}.")

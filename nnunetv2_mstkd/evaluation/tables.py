@@ -29,6 +29,19 @@ def _fmt(v: float) -> str:
     return "–" if not math.isfinite(v) else f"{v:.1f}"
 
 
+def select_models_and_regions(summary: dict, models=None, regions=None) -> tuple[list, list]:
+    """The models and regions to show (default: all in the summary).
+
+    Raises:
+        ValueError: If a requested model is not in the summary.
+    """
+    models = list(summary["models"] if models is None else models)
+    unknown = [m for m in models if m not in summary["results"]]
+    if unknown:
+        raise ValueError(f"Model(s) {unknown} are not in the summary; it has {list(summary['results'])}.")
+    return models, list(summary["regions"] if regions is None else regions)
+
+
 def markdown_table(summary: dict, subset_order: Sequence[str], models: Sequence[str] | None = None,
                    regions: Sequence[str] | None = None) -> str:
     """Render a summary as a GitHub Markdown table in the paper's layout.
@@ -53,11 +66,7 @@ def markdown_table(summary: dict, subset_order: Sequence[str], models: Sequence[
     Raises:
         ValueError: If a requested model is not in the summary.
     """
-    models = list(summary["models"] if models is None else models)
-    unknown = [m for m in models if m not in summary["results"]]
-    if unknown:
-        raise ValueError(f"Model(s) {unknown} are not in the summary; it has {list(summary['results'])}.")
-    regions = list(summary["regions"] if regions is None else regions)
+    models, regions = select_models_and_regions(summary, models, regions)
     columns = list(subset_order) + ["Avg"]
     lines = ["| Metric | Region | Method | " + " | ".join(columns) + " |",
              "|---|---|---|" + "---:|" * len(columns)]
