@@ -102,10 +102,9 @@ class MSTKDStudentMixin(ModalityDropoutMixin, MSTKDNetworkMixin):
         command = (f"nnUNetv2_train {self.plans_manager.dataset_name} {self.configuration_name} {self.fold} "
                    f"-p {self.plans_manager.plans_name} -tr {self.teacher_trainer_name}{suffix}")
         path = find_teacher_checkpoint(self._teacher_candidates(), self.fold, command)
-        trainer_name = torch.load(path, map_location="cpu", weights_only=False).get("trainer_name")
-        teacher_class = recursive_find_trainer_class_by_name(trainer_name or self.teacher_trainer_name)
 
-        def build():
+        def build(trainer_name):
+            teacher_class = recursive_find_trainer_class_by_name(trainer_name or self.teacher_trainer_name)
             return teacher_class.build_network_architecture(
                 self.plans_manager, self.configuration_manager, self.num_input_channels,
                 self.label_manager.num_segmentation_heads, False)

@@ -114,7 +114,8 @@ def load_frozen_teacher(checkpoint_path: str, build_network, student_plans: dict
 
     Args:
         checkpoint_path: The teacher's ``checkpoint_final.pth``.
-        build_network: Zero-argument callable returning a fresh network of the teacher's architecture.
+        build_network: Callable taking the checkpoint's trainer name (or None) and returning a fresh
+            network of the teacher's architecture.
         student_plans: The student's plans dict (for the compatibility check).
         student_dataset_json: The student's dataset.json dict.
         configuration: The student's configuration name.
@@ -128,14 +129,15 @@ def load_frozen_teacher(checkpoint_path: str, build_network, student_plans: dict
     """
     import json
 
-    with open(_plans_json_for(checkpoint_path)) as f:
+    plans_path = _plans_json_for(checkpoint_path)
+    with open(plans_path) as f:
         teacher_plans = json.load(f)
-    ds_path = os.path.join(os.path.dirname(_plans_json_for(checkpoint_path)), "dataset.json")
+    ds_path = os.path.join(os.path.dirname(plans_path), "dataset.json")
     teacher_ds = json.load(open(ds_path)) if os.path.isfile(ds_path) else None
     ckpt = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
     check_compatible(teacher_plans, teacher_ds, student_plans, student_dataset_json, configuration,
                      ckpt.get("init_args", {}).get("configuration", configuration))
-    teacher = build_network()
+    teacher = build_network(ckpt.get("trainer_name"))
     try:
         teacher.load_state_dict(ckpt["network_weights"])
     except RuntimeError as e:
