@@ -2,10 +2,13 @@
 
 Each trainer runs in its own process (so peak memory is its own) on a synthetic
 dataset planned with nnU-Net and the CPU preset, with real batches from nnU-Net's
-data loader. The teacher's checkpoint that the MST-KD student needs is the
-(briefly trained) teacher of this run. Prints a Markdown table.
+data loader. The trainers take turns for ``--rounds`` rounds, so a slow spell of a
+shared machine hits all of them; the table gives the median over rounds of each
+round's median, and "× teacher" is the median of the per-round ratios. The
+teacher's checkpoint that the MST-KD student needs is the (briefly trained)
+teacher of this run. Prints a Markdown table.
 
-    python scripts/bench_train_cost.py --workdir /tmp/mstkd_cost --iterations 20 [--device cuda]
+    python scripts/bench_train_cost.py --workdir /tmp/mstkd_cost --iterations 20 --rounds 3 [--device cuda]
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ import json
 import os
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -82,6 +86,7 @@ def main() -> None:
     parser.add_argument("--workdir", default="/tmp/mstkd_cost")
     parser.add_argument("--iterations", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=3, help="turns each trainer takes (default 3)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -91,34 +96,46 @@ def main() -> None:
         print("RESULT " + json.dumps(measure(args.one, args.iterations, args.warmup, args.device)))
         return
     prepare(workdir)
+    runs: dict[str, list[dict]] = {name: [] for name in TRAINERS}
+    for round_index in range(args.rounds):
+        for name in TRAINERS:
+            print(f"round {round_index + 1}/{args.rounds}: {name}", file=sys.stderr, flush=True)
+            out = subprocess.run([sys.executable, __file__, "--workdir", workdir, "--iterations",
+                                  str(args.iterations), "--warmup", str(args.warmup), "--device", args.device,
+                                  "--one", name], capture_output=True, text=True)
+            line = [x for x in out.stdout.splitlines() if x.startswith("RESULT ")]
+            if out.returncode != 0 or not line:
+                sys.exit(f"{name} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
+            runs[name].append(json.loads(line[0][7:]))
+    teacher_runs = runs["nnUNetTrainerMSTKDTeacher"]
     rows = []
     for name in TRAINERS:
-        out = subprocess.run([sys.executable, __file__, "--workdir", workdir, "--iterations", str(args.iterations),
-                              "--warmup", str(args.warmup), "--device", args.device, "--one", name],
-                             capture_output=True, text=True)
-        line = [x for x in out.stdout.splitlines() if x.startswith("RESULT ")]
-        if out.returncode != 0 or not line:
-            sys.exit(f"{name} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
-        rows.append(json.loads(line[0][7:]))
+        rows.append({"trainer": name,
+                     "median_s": statistics.median(r["median_s"] for r in runs[name]),
+                     "mean_s": statistics.mean(r["mean_s"] for r in runs[name]),
+                     "ratio": statistics.median(r["median_s"] / t["median_s"]
+                                                for r, t in zip(runs[name], teacher_runs)),
+                     "per_round": [r["median_s"] for r in runs[name]],
+                     "peak_rss_mb": max(r["peak_rss_mb"] for r in runs[name]),
+                     "peak_cuda_mb": max(r.get("peak_cuda_mb", 0) for r in runs[name]) or None})
     import torch
 
-    teacher = next(r for r in rows if r["trainer"] == "nnUNetTrainerMSTKDTeacher")["median_s"]
     cpu = platform.processor() or platform.machine()
     try:
         cpu = next(x.split(":", 1)[1].strip() for x in open("/proc/cpuinfo") if x.startswith("model name"))
     except (OSError, StopIteration):
         pass
     print(f"Command: python scripts/bench_train_cost.py --iterations {args.iterations} --warmup {args.warmup} "
-          f"--device {args.device}")
+          f"--rounds {args.rounds} --device {args.device}")
     print(f"Machine: {cpu}, {os.cpu_count()} cores, torch {torch.__version__}, device {args.device}; plans "
           f"nnUNetPlansCPU 3d_fullres (patch 32³, batch 2, features 16-32-64), synthetic 48³ cases\n")
     mem_col = "peak CUDA MB" if args.device == "cuda" else "peak RSS MB"
-    print(f"| trainer | median s/iteration | mean s/iteration | × teacher | {mem_col} |")
-    print("|---|---|---|---|---|")
+    print(f"| trainer | median s/iteration | mean s/iteration | × teacher | median s/iteration per round | {mem_col} |")
+    print("|---|---|---|---|---|---|")
     for r in rows:
-        mem = r.get("peak_cuda_mb", r["peak_rss_mb"])
-        print(f"| {r['trainer']} | {r['median_s']:.3f} | {r['mean_s']:.3f} | {r['median_s'] / teacher:.2f} | "
-              f"{mem:.0f} |")
+        mem = r["peak_cuda_mb"] or r["peak_rss_mb"]
+        rounds = ", ".join(f"{x:.3f}" for x in r["per_round"])
+        print(f"| {r['trainer']} | {r['median_s']:.3f} | {r['mean_s']:.3f} | {r['ratio']:.2f} | {rounds} | {mem:.0f} |")
 
 
 if __name__ == "__main__":

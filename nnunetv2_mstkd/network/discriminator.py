@@ -121,8 +121,10 @@ def discriminator_step(discriminator: nn.Module, optimizer: torch.optim.Optimize
     discriminator.train()
     optimizer.zero_grad(set_to_none=True)
     with torch.autocast(device_type=teacher_feat.device.type, enabled=False):
-        loss = discriminator_loss(discriminator(teacher_feat.detach().float()),
-                                  discriminator(student_feat.detach().float()))
+        # one batched forward: D has no batch statistics, so this equals two separate calls
+        both = torch.cat([teacher_feat.detach().float(), student_feat.detach().float()])
+        real, fake = discriminator(both).chunk(2)
+        loss = discriminator_loss(real, fake)
     if grad_scaler is None:
         loss.backward()
         if sync_gradients:

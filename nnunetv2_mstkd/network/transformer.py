@@ -47,7 +47,8 @@ def attention_probabilities(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         Float32 tensor ``(B, heads, N, N)`` whose rows sum to 1.
     """
     with torch.autocast(device_type=q.device.type, enabled=False):
-        scores = torch.matmul(q.float(), k.float().transpose(-2, -1)) / math.sqrt(q.shape[-1])
+        # scaling q (N x d) instead of the scores (N x N) saves a pass over the largest tensor
+        scores = torch.matmul(q.float() * (1 / math.sqrt(q.shape[-1])), k.float().transpose(-2, -1))
         return torch.softmax(scores, dim=-1)
 
 
