@@ -24,10 +24,12 @@ train() {  # train TRAINER unless finished; continue an interrupted run
     nnUNet_n_proc_DA=0 nnUNetv2_train $ID 3d_fullres 0 -p nnUNetPlansCPU -tr "$TR" -device cpu $C \
         > "$WORK/logs/train_$TR.log" 2>&1
 }
-bench() {  # bench OUT TRAINER...: all 15 subsets on the 8 fold-0 validation cases
+bench() {  # bench OUT TRAINER...: all 15 subsets on the 8 fold-0 validation cases, unless done
     local OUT="$1"; shift
+    [ -f "$OUT/summary.json" ] && return 0
     echo "[$(date +%T)] benchmark -> $OUT"
-    mstkd_benchmark -d $ID -c 3d_fullres -f 0 -p nnUNetPlansCPU -tr "$@" -o "$OUT" -device cpu --disable_tta \
+    # nnU-Net's predictor caps torch's threads at nnUNet_def_n_proc; the benchmark starts no worker pools
+    nnUNet_def_n_proc=2 mstkd_benchmark -d $ID -c 3d_fullres -f 0 -p nnUNetPlansCPU -tr "$@" -o "$OUT" -device cpu --disable_tta \
         --reference "nnUNetTrainerMSTKD_${SCHEDULE}"
 }
 # Stage 1: the baselines, the teacher and the student.

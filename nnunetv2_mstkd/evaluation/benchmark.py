@@ -133,7 +133,7 @@ def run_benchmark(dataset: str | int, configuration: str, fold: int | str, train
         raise ValueError(f"--reference {reference} is not among the evaluated models {available}.")
     models = [BenchmarkModel(t, MaskedPredictor(get_output_folder(dataset_name, t, plans, configuration), (fold,),
                                                 checkpoint_name, device, step_size, not disable_tta,
-                                                allow_tqdm=False)) for t in available]
+                                                allow_tqdm=False, pair_cpu_batches=True)) for t in available]
     predictor = models[0].predictor
     channel_names, dataset_json = predictor.channel_names, predictor.predictor.dataset_json
     if images is None:
