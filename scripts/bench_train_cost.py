@@ -4,7 +4,9 @@ Each trainer runs in its own process (so peak memory is its own) on a synthetic
 dataset planned with nnU-Net and the CPU preset, with real batches from nnU-Net's
 data loader. The trainers take turns for ``--rounds`` rounds, so a slow spell of a
 shared machine hits all of them; the table gives the median over rounds of each
-round's median, and "× teacher" is the median of the per-round ratios. The
+round's median, and "× teacher" is the median of the per-round ratios. CPU seconds
+(the process's CPU time, all threads) are given too: on a machine shared with other
+jobs they vary less than wall-clock seconds. The
 teacher's checkpoint that the MST-KD student needs is the (briefly trained)
 teacher of this run. Prints a Markdown table.
 
@@ -58,22 +60,24 @@ def measure(trainer_name: str, iterations: int, warmup: int, device: str) -> dic
                                     device=torch.device(device))
     trainer.on_train_start()
     trainer.on_train_epoch_start()
-    times = []
+    times, cpu_times = [], []
     for i in range(warmup + iterations):
         batch = next(trainer.dataloader_train)
         if device == "cuda":
             torch.cuda.synchronize()
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         trainer.train_step(batch)
         if device == "cuda":
             torch.cuda.synchronize()
         if i >= warmup:
             times.append(time.perf_counter() - start)
+            cpu_times.append(time.process_time() - cpu_start)
     if trainer_name == "nnUNetTrainerMSTKDTeacher":
         # The student of this benchmark distils from this (barely trained) teacher.
         trainer.save_checkpoint(os.path.join(trainer.output_folder, "checkpoint_final.pth"))
     times.sort()
     result = {"trainer": trainer_name, "median_s": times[len(times) // 2], "mean_s": sum(times) / len(times),
+              "cpu_median_s": statistics.median(cpu_times),
               "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     if device == "cuda":
         result["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
@@ -116,6 +120,9 @@ def main() -> None:
                      "ratio": statistics.median(r["median_s"] / t["median_s"]
                                                 for r, t in zip(runs[name], teacher_runs)),
                      "per_round": [r["median_s"] for r in runs[name]],
+                     "cpu_s": statistics.median(r["cpu_median_s"] for r in runs[name]),
+                     "cpu_ratio": statistics.median(r["cpu_median_s"] / t["cpu_median_s"]
+                                                    for r, t in zip(runs[name], teacher_runs)),
                      "peak_rss_mb": max(r["peak_rss_mb"] for r in runs[name]),
                      "peak_cuda_mb": max(r.get("peak_cuda_mb", 0) for r in runs[name]) or None})
     import torch
@@ -130,12 +137,14 @@ def main() -> None:
     print(f"Machine: {cpu}, {os.cpu_count()} cores, torch {torch.__version__}, device {args.device}; plans "
           f"nnUNetPlansCPU 3d_fullres (patch 32³, batch 2, features 16-32-64), synthetic 48³ cases\n")
     mem_col = "peak CUDA MB" if args.device == "cuda" else "peak RSS MB"
-    print(f"| trainer | median s/iteration | mean s/iteration | × teacher | median s/iteration per round | {mem_col} |")
-    print("|---|---|---|---|---|---|")
+    print(f"| trainer | median s/iteration | mean s/iteration | × teacher | median s/iteration per round | "
+          f"CPU s/iteration | × teacher (CPU) | {mem_col} |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         mem = r["peak_cuda_mb"] or r["peak_rss_mb"]
         rounds = ", ".join(f"{x:.3f}" for x in r["per_round"])
-        print(f"| {r['trainer']} | {r['median_s']:.3f} | {r['mean_s']:.3f} | {r['ratio']:.2f} | {rounds} | {mem:.0f} |")
+        print(f"| {r['trainer']} | {r['median_s']:.3f} | {r['mean_s']:.3f} | {r['ratio']:.2f} | {rounds} | "
+              f"{r['cpu_s']:.3f} | {r['cpu_ratio']:.2f} | {mem:.0f} |")
 
 
 if __name__ == "__main__":
