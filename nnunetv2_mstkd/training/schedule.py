@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import torch
 
+from nnunetv2_mstkd.inference.cpu_batching import pair_cpu_batches
+
 #: (epochs, iterations per epoch) of the shipped short variants of every trainer.
 SCHEDULES: tuple[tuple[int, int], ...] = ((1, 10), (2, 10), (5, 25), (10, 25), (20, 25), (50, 25), (100, 25))
 
@@ -14,7 +16,9 @@ def short_variant(base: type, epochs: int, iterations: int, module: str, val_ite
     schedule is a subclass whose ``__init__`` keeps nnU-Net's five arguments and only
     overrides the counts afterwards (nnU-Net sets them as instance attributes). Short
     variants are meant for CPUs, so they also switch test-time mirroring off (in the final
-    validation and in ``nnUNetv2_predict`` for their checkpoints); augmentation keeps mirroring.
+    validation and in ``nnUNetv2_predict`` for their checkpoints; augmentation keeps mirroring),
+    and on CPU their final validation runs each sliding-window tile as a batch of two
+    (:mod:`~nnunetv2_mstkd.inference.cpu_batching`; the same result up to float rounding).
 
     Args:
         base: Trainer class to shorten.
@@ -45,9 +49,21 @@ def short_variant(base: type, epochs: int, iterations: int, module: str, val_ite
         self.inference_allowed_mirroring_axes = None
         return result
 
+    def perform_actual_validation(self, save_probabilities: bool = False):
+        if self.device.type != "cpu":
+            return base.perform_actual_validation(self, save_probabilities)
+        # The final validation's sliding window runs batch-1 tiles, which hit ATen's slow conv3d path.
+        handles = pair_cpu_batches(self.network)
+        try:
+            return base.perform_actual_validation(self, save_probabilities)
+        finally:
+            for handle in handles:
+                handle.remove()
+
     attrs = {"__init__": __init__, "__doc__": doc, "__module__": module, "__qualname__": name,
              "configure_rotation_dummyDA_mirroring_and_inital_patch_size":
                  configure_rotation_dummyDA_mirroring_and_inital_patch_size,
+             "perform_actual_validation": perform_actual_validation,
              "schedule_suffix": f"_{epochs}ep{iterations}it"}
     return type(name, (base,), attrs)
 
