@@ -97,7 +97,7 @@ def run_demo(workdir: str, dataset_id: int = 990, cases: int = 16, size: int = 4
     out = os.path.join(workdir, "benchmark")
     # The two baselines of METHOD §5 and MST-KD; the teacher (all modalities only) is in docs/results.md,
     # and leaving it out keeps the demo under 20 minutes on 2 cores.
-    compared = [t for t in trainers if "Teacher" not in t]
+    compared = [f"{t}_{schedule}" for t in TRAINERS if t != "nnUNetTrainerMSTKDTeacher"]
     _step("5/6 benchmark all 15 modality subsets on the fold-0 validation cases (baselines and MST-KD)",
           [exe("mstkd_benchmark"), "-d", str(dataset_id), "-c", "3d_fullres", "-f", "0", "-p", "nnUNetPlansCPU",
            "-tr", *compared, "-o", out, "-device", device, "--disable_tta"], env, os.path.join(logs, "benchmark.log"))

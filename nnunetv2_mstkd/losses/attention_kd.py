@@ -40,6 +40,7 @@ class _EnhancedSquaredError(torch.autograd.Function):
         for c0 in range(0, student[0].numel(), _CHUNK):
             a = torch.stack([x[c0:c0 + _CHUNK] for x in student])
             b = torch.stack([x[c0:c0 + _CHUNK] for x in teacher])
+            # each network's maps are enhanced by its own envelopes E_k
             e = torch.stack((a.amax(0), a.amin(0), a.mean(0)))
             f = torch.stack((b.amax(0), b.amin(0), b.mean(0)))
             s_aa, s_ab, s_bb = (a * a).sum(0), (a * b).sum(0), (b * b).sum(0)
@@ -87,7 +88,6 @@ def _check_stage(student: Sequence[torch.Tensor], teacher: Sequence[torch.Tensor
 def _stage_sum(student: Sequence[torch.Tensor], teacher: Sequence[torch.Tensor]) -> torch.Tensor:
     """``N² / numel(A_l)`` times the summed squared differences of one stage's ``3 L`` enhanced pairs."""
     n_tokens = student[0].shape[-1]
-    # each network's maps are enhanced by its own envelope E_k
     maps = [a.float().contiguous() for a in student] + [b.detach().float().contiguous() for b in teacher]
     return _EnhancedSquaredError.apply(len(student), *maps) * (n_tokens**2 / student[0].numel())
 
