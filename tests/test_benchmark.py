@@ -160,7 +160,7 @@ def test_wilcoxon_compares_the_reference_with_the_other_model(benchmark_run):
     tests = _read_csv(out / "wilcoxon.csv")
     assert {(t["metric"], t["region"]) for t in tests} == {(m, g) for m in ("Dice", "HD95") for g in ("WT", "TC", "ET")}
     for t in tests:
-        assert (t["reference"], t["model"], t["n"]) == (MODELS[1], MODELS[0], str(15 * len(cases)))
+        assert (t["reference"], t["model"], t["n"]) == (MODELS[1], MODELS[0], str(len(cases)))  # unit: the case
         assert 0.0 <= float(t["p"]) <= float(t["p_holm"]) <= 1.0
 
 
@@ -193,6 +193,42 @@ def test_folder_mode_on_a_test_case_preprocesses_it_once_for_both_models(benchma
     text = open(out["results_md"]).read()
     assert "No test: no nnUNetTrainerMSTKD model" in text
     assert f"Cases: 1 (images {images}, references {raw / 'labelsTs'})" in text
+
+
+def test_several_folds_each_on_its_own_validation_cases(benchmark_run, tmp_path, monkeypatch):
+    # Fold 1's models are copies of fold 0's checkpoints (real files; training a second fold would double
+    # the suite's training time): what is tested is which model scores which cases and how folds aggregate.
+    _, _, root, _ = benchmark_run
+    for key in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results", "nnUNet_extTrainer"):
+        monkeypatch.setenv(key, nnunet_env(root)[key])
+    copies = [_dataset_folder(root, "results") / f"{m}__{PLANS}__{CONFIGURATION}" / "fold_1" for m in MODELS]
+    for fold_1 in copies:
+        fold_1.mkdir(exist_ok=True)
+        shutil.copy(fold_1.parent / "fold_0" / "checkpoint_final.pth", fold_1 / "checkpoint_final.pth")
+    splits = json.loads((_dataset_folder(root, "preprocessed") / "splits_final.json").read_text())
+    try:
+        out = run_benchmark(987, CONFIGURATION, [0, 1], MODELS, str(tmp_path / "cv"), PLANS, device="cpu",
+                            disable_tta=True, progress=False, reference=MODELS[1])
+    finally:
+        for fold_1 in copies:  # other tests let nnU-Net find every fold of these models
+            shutil.rmtree(fold_1)
+    rows = _read_csv(out["per_case_csv"])
+    for fold in (0, 1):
+        assert {r["case"] for r in rows if r["fold"] == str(fold)} == set(splits[fold]["val"])
+    n_cases = len(splits[0]["val"]) + len(splits[1]["val"])
+    assert len(rows) == n_cases * 2 * 15 * 3 and out["cases"] == splits[0]["val"] + splits[1]["val"]
+    across = out["summary"]["across_folds"]
+    assert across["folds"] == ["0", "1"]
+    dice = across["results"][MODELS[0]]["WT"]["Dice"]
+    for fold in (0, 1):
+        fold_rows = [r for r in rows if r["fold"] == str(fold) and r["model"] == MODELS[0] and r["region"] == "WT"]
+        per_subset = [np.mean([float(r["Dice"]) for r in fold_rows if r["subset"] == s]) for s in PAPER_ORDER]
+        assert dice["per_fold"][str(fold)] == pytest.approx(np.mean(per_subset))
+    assert dice["n_folds"] == 2 and dice["sd"] >= 0
+    assert {t["n"] for t in _read_csv(out["wilcoxon_csv"])} == {str(n_cases)}
+    text = open(out["results_md"]).read()
+    assert "folds 0, 1" in text and "## Across folds" in text and "-f 0 1 -tr" in text
+    assert f"Cases: {n_cases} (validation cases of folds 0, 1" in text
 
 
 # ---- refusals and helpers (no network runs) ----

@@ -8,19 +8,21 @@ from nnunetv2_mstkd.losses import AttentionDistillationLoss, attention_distillat
 
 
 def reference_evd(student, teacher):
-    """EVD with explicit loops over stages, layers, envelopes and entries of nested lists."""
-    terms = []
+    """Scale-free EVD with explicit loops over stages, layers, envelopes and entries of nested lists."""
+    ratios = []
     for s_layers, t_layers in zip(student, teacher):
         n_layers, b, h, n = len(s_layers), len(s_layers[0]), len(s_layers[0][0]), len(s_layers[0][0][0])
+        sq, own = 0.0, 0.0
         for l_idx in range(n_layers):
             for env in (max, min, lambda vals: sum(vals) / len(vals)):
-                sq = 0.0
                 for i, j, p, q in itertools.product(range(b), range(h), range(n), range(n)):
                     e_s = env([layer[i][j][p][q] for layer in s_layers])
                     e_t = env([layer[i][j][p][q] for layer in t_layers])
-                    sq += (s_layers[l_idx][i][j][p][q] * e_s - t_layers[l_idx][i][j][p][q] * e_t) ** 2
-                terms.append(sq / (b * h * n * n) * n * n)
-    return sum(terms) / len(terms)
+                    x, y = s_layers[l_idx][i][j][p][q] * e_s, t_layers[l_idx][i][j][p][q] * e_t
+                    sq += (x - y) ** 2
+                    own += 0.5 * (x * x + y * y)
+        ratios.append(sq / own)
+    return sum(ratios) / len(ratios)
 
 
 # one stage, two layers of 1x1x2x2 row-stochastic maps
@@ -35,26 +37,66 @@ def as_tensors(stages, requires_grad=False):
 
 
 def test_hand_computed_single_stage():
-    # Worked by hand. Each (l, k) term is N^2 * mean over 4 entries = the sum over entries, and the
-    # loss is the mean of the 6 terms. Entry (0,0): E^S = (max .9, min .5, mean .7), E^T = (1, .5, .75);
-    # layer 1: (.45-1)^2 + (.25-.5)^2 + (.35-.75)^2, layer 2: (.81-.5)^2 + (.45-.25)^2 + (.63-.375)^2,
-    # summing to .726125. Entries (0,1), (1,0), (1,1) give .136625, .026125, .180625.
-    by_hand = (0.726125 + 0.136625 + 0.026125 + 0.180625) / 6
-    assert by_hand == pytest.approx(0.17825)
-    assert reference_evd([[S1, S2]], [[T1, T2]]) == pytest.approx(by_hand)
+    # Worked by hand: the squared differences of the 6 (l, k) pairs summed over entries. Entry (0,0):
+    # E^S = (max .9, min .5, mean .7), E^T = (1, .5, .75); layer 1: (.45-1)^2 + (.25-.5)^2 + (.35-.75)^2,
+    # layer 2: (.81-.5)^2 + (.45-.25)^2 + (.63-.375)^2, summing to .726125. Entries (0,1), (1,0), (1,1)
+    # give .136625, .026125, .180625: 1.0695 in all. The loss divides it by half the summed squares of
+    # both networks' enhanced maps (checked by the loop reference).
+    numerator = 0.726125 + 0.136625 + 0.026125 + 0.180625
+    assert numerator == pytest.approx(1.0695)
+    expected = reference_evd([[S1, S2]], [[T1, T2]])
     loss = attention_distillation_loss(as_tensors([[S1, S2]]), as_tensors([[T1, T2]]))
     assert loss.dtype == torch.float32
-    assert loss.item() == pytest.approx(by_hand, rel=1e-6)
+    assert loss.item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_hand_computed_one_layer():
+    # One layer: every envelope is A itself, so each of the 3 enhanced maps is A squared entrywise.
+    # Student identity: Ã^S = [[1, 0], [0, 1]]; teacher uniform: Ã^T = 0.25 everywhere.
+    # Per k: ‖Ã^S − Ã^T‖² = 2·0.75² + 2·0.25² = 1.25, ‖Ã^S‖² = 2, ‖Ã^T‖² = 0.25.
+    # Ratio = 3·1.25 / (½·3·2.25) = 10/9.
+    loss = attention_distillation_loss([[torch.tensor([[[[1.0, 0.0], [0.0, 1.0]]]])]],
+                                       [[torch.tensor([[[[0.5, 0.5], [0.5, 0.5]]]])]])
+    assert loss.item() == pytest.approx(10 / 9, rel=1e-6)
 
 
 def test_hand_computed_entry_by_hand():
-    # one layer: all envelopes equal A itself, so each term is N^2 * mean((A_S^2 - A_T^2)^2).
+    # one layer: Ã^S = A_S² = (.25, .25, .04, .64), Ã^T = A_T² = (1, 0, 0, 1).
     a_s = [[[[0.5, 0.5], [0.2, 0.8]]]]
     a_t = [[[[1.0, 0.0], [0.0, 1.0]]]]
-    per_entry = [(0.25 - 1) ** 2, 0.25**2, 0.04**2, (0.64 - 1) ** 2]
-    expected = sum(per_entry) / 4 * 4  # mean over entries, times N^2 = 4; same for all three k
+    numerator = (0.25 - 1) ** 2 + 0.25**2 + 0.04**2 + (0.64 - 1) ** 2  # .7562, the same for all three k
+    scale = 0.5 * ((0.0625 + 0.0625 + 0.0016 + 0.4096) + 2.0)  # 1.2681
     loss = attention_distillation_loss([[torch.tensor(a_s)]], [[torch.tensor(a_t)]])
-    assert loss.item() == pytest.approx(expected, rel=1e-6)
+    assert loss.item() == pytest.approx(numerator / scale, rel=1e-6)
+    assert loss.item() == pytest.approx(0.59632, rel=1e-4)
+
+
+def _one_hot_attention(b, h, n, layers=2):
+    idx = torch.randint(0, n, (b, h, n))
+    return [torch.nn.functional.one_hot(idx, n).float() for _ in range(layers)]
+
+
+@pytest.mark.parametrize("n", [8, 64, 512])
+def test_scale_free_for_one_hot_and_uniform_attention(n):
+    # The N²-scaled MSE went from ~1e-9 (near-uniform maps) to ~N (one-hot maps); the ratio does not.
+    torch.manual_seed(n)
+    uniform = [torch.full((1, 2, n, n), 1.0 / n) for _ in range(2)]
+    one_hot = _one_hot_attention(1, 2, n)
+    # one-hot teacher, uniform student (and the reverse): the maps barely overlap, so the ratio is near 2
+    assert 1.5 < attention_distillation_loss([uniform], [one_hot]).item() <= 2.0
+    assert 1.5 < attention_distillation_loss([one_hot], [uniform]).item() <= 2.0
+    # near-uniform maps (logits of SD 0.1): about 0.05 whatever N (each enhanced map deviates by ~16 %)
+    near = [[torch.softmax(0.1 * torch.randn(1, 2, n, n), -1) for _ in range(2)] for _ in range(2)]
+    value = attention_distillation_loss([near[0]], [near[1]]).item()
+    assert 0.03 < value < 0.08
+
+
+def test_bounded_by_two():
+    torch.manual_seed(3)
+    for _ in range(20):
+        s = [torch.softmax(5 * torch.randn(2, 2, 6, 6), -1) for _ in range(3)]
+        t = [torch.softmax(5 * torch.randn(2, 2, 6, 6), -1) for _ in range(3)]
+        assert 0.0 <= attention_distillation_loss([s], [t]).item() <= 2.0
 
 
 def test_two_stages_with_different_token_counts():
@@ -108,14 +150,17 @@ def test_invalid_inputs_raise(student, teacher, error):
 
 
 def autograd_evd(student, teacher):
-    """EVD written with plain tensor ops, so autograd derives its gradient."""
-    terms = []
+    """Scale-free EVD written with plain tensor ops, so autograd derives its gradient (scale held constant)."""
+    ratios = []
     for s_layers, t_layers in zip(student, teacher):
         a_s, a_t = torch.stack(s_layers).double(), torch.stack(t_layers).double().detach()
+        sq, own = 0.0, 0.0
         for reduce in (lambda a: a.amax(0), lambda a: a.amin(0), lambda a: a.mean(0)):
-            diff = a_s * reduce(a_s) - a_t * reduce(a_t)
-            terms.append(diff.square().flatten(1).mean(1) * a_s.shape[-1] ** 2)
-    return torch.cat(terms).mean()
+            x, y = a_s * reduce(a_s), a_t * reduce(a_t)
+            sq = sq + (x - y).square().sum()
+            own = own + 0.5 * (x.square().sum() + y.square().sum()).detach()
+        ratios.append(sq / own)
+    return torch.stack(ratios).mean()
 
 
 @pytest.mark.parametrize("tied", [False, True])

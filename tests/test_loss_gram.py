@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from nnunetv2_mstkd.losses import GramStyleLoss, gram_loss, gram_matrix
+from nnunetv2_mstkd.losses import GramStyleLoss, correlation_matrix, gram_loss, gram_matrix
 
 
 def test_gram_matrix_two_channels_by_hand():
@@ -14,18 +14,39 @@ def test_gram_matrix_two_channels_by_hand():
     assert torch.equal(gram_matrix(f.reshape(1, 2, 1, 2)), expected)
 
 
-def test_loss_by_hand():
+def test_raw_loss_by_hand():
     f = torch.tensor([[[1.0, 2.0], [3.0, 4.0]]])
     zeros = torch.zeros_like(f)
     # against an all-zero teacher: mean of G² = (25 + 121 + 121 + 625) / 16 / 4
-    assert gram_loss([f], [zeros]).item() == pytest.approx(892 / 64)
+    assert gram_loss([f], [zeros], standardize=False).item() == pytest.approx(892 / 64)
     # teacher [[1, 0], [0, 1]]: G_T = I/4; G_S - G_T = [[4, 11], [11, 24]]/4
     eye = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])
     level = (16 + 121 + 121 + 576) / 16 / 4
-    assert gram_loss([f], [eye]).item() == pytest.approx(level)
+    assert gram_loss([f], [eye], standardize=False).item() == pytest.approx(level)
     # levels are summed, not averaged
-    assert gram_loss([f, f], [eye, zeros]).item() == pytest.approx(level + 892 / 64)
-    assert GramStyleLoss()([f], [eye]).item() == pytest.approx(level)
+    assert gram_loss([f, f], [eye, zeros], standardize=False).item() == pytest.approx(level + 892 / 64)
+    assert GramStyleLoss(standardize=False)([f], [eye]).item() == pytest.approx(level)
+
+
+def test_standardized_loss_by_hand():
+    # f = [[1, 2], [3, 4]]: each channel standardises to (−1, 1), so R_S = [[1, 1], [1, 1]].
+    # teacher [[1, 0], [0, 1]]: channels (1, −1) and (−1, 1), R_T = [[1, −1], [−1, 1]].
+    # R_S − R_T = [[0, 2], [2, 0]]: mean of squares 8 / 4 = 2.
+    f = torch.tensor([[[1.0, 2.0], [3.0, 4.0]]])
+    eye = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])
+    torch.testing.assert_close(correlation_matrix(f), torch.ones(1, 2, 2), rtol=1e-4, atol=1e-4)
+    assert gram_loss([f], [eye]).item() == pytest.approx(2.0, rel=1e-4)
+    assert GramStyleLoss()([f], [eye]).item() == pytest.approx(2.0, rel=1e-4)
+
+
+def test_standardized_loss_ignores_feature_scale():
+    # the raw Gram term grows with ‖f‖⁴; the standardised one does not change when features grow
+    torch.manual_seed(4)
+    s, t = torch.randn(2, 4, 3, 3, 3), torch.randn(2, 4, 3, 3, 3)
+    base = gram_loss([s], [t]).item()
+    assert gram_loss([10 * s + 3], [t]).item() == pytest.approx(base, rel=1e-4)
+    assert gram_loss([10 * s], [t], standardize=False).item() > 1000 * gram_loss([s], [t], standardize=False).item()
+    assert 0 < base <= 4
 
 
 def test_loop_reference_3d():
@@ -38,7 +59,7 @@ def test_loop_reference_3d():
                 g_s = sum(s[b, i].flatten()[k] * s[b, j].flatten()[k] for k in range(8)) / 24
                 g_t = sum(t[b, i].flatten()[k] * t[b, j].flatten()[k] for k in range(8)) / 24
                 total += float(g_s - g_t) ** 2
-    assert gram_loss([s], [t]).item() == pytest.approx(total / 18, rel=1e-5)
+    assert gram_loss([s], [t], standardize=False).item() == pytest.approx(total / 18, rel=1e-5)
 
 
 def test_zero_when_equal():
@@ -58,7 +79,7 @@ def test_finite_for_zeros_and_float16():
     zeros = torch.zeros(1, 2, 3, 3)
     assert gram_loss([zeros], [zeros]).item() == 0.0
     half = torch.full((1, 2, 4, 4), 60000.0, dtype=torch.float16)  # f fᵀ would overflow float16
-    loss = gram_loss([half], [torch.zeros_like(half)])
+    loss = gram_loss([half], [torch.zeros_like(half)], standardize=False)
     assert loss.dtype == torch.float32 and torch.isfinite(loss)
 
 

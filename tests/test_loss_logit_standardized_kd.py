@@ -74,8 +74,30 @@ def test_invariant_to_teacher_scale_and_shift():
     torch.manual_seed(0)
     s, t = torch.randn(2, 4, 5), torch.randn(2, 4, 5)
     for region in (True, False):
-        base = logit_standardized_kd_loss(s, t, region).item()
-        assert logit_standardized_kd_loss(s, 3 * t + 2, region).item() == pytest.approx(base, rel=1e-4)
+        # (the shift moves logits across 0, which decides which regions count as present)
+        base = logit_standardized_kd_loss(s, t, region, skip_absent_regions=False).item()
+        shifted = logit_standardized_kd_loss(s, 3 * t + 2, region, skip_absent_regions=False).item()
+        assert shifted == pytest.approx(base, rel=1e-4)
+
+
+def test_region_absent_from_teacher_is_left_out_by_hand():
+    # Region 0: teacher (2, -2) z-scores to (1, -1), student (0, 0) to (0, 0). With T = 1 each voxel's
+    # Bernoulli KL is KL(σ(1) ‖ ½) = σ(1) ln(2σ(1)) + σ(−1) ln(2σ(−1)) = 0.110944.
+    # Region 1: the teacher sees nothing (−3, −3.1): it z-scores to (1, −1), like the student's (5, −5),
+    # so its KL is 0. Kept, it halves the mean; left out, the loss is region 0's alone.
+    t = torch.tensor([[[2.0, -2.0], [-3.0, -3.1]]])
+    s = torch.tensor([[[0.0, 0.0], [5.0, -5.0]]])
+    a = sigmoid(1.0)
+    kl0 = a * math.log(2 * a) + (1 - a) * math.log(2 * (1 - a))
+    assert kl0 == pytest.approx(0.110944, rel=1e-5)
+    assert logit_standardized_kd_loss(s, t, True, temperature=1.0).item() == pytest.approx(kl0, rel=1e-4)
+    kept = logit_standardized_kd_loss(s, t, True, temperature=1.0, skip_absent_regions=False).item()
+    assert kept == pytest.approx(kl0 / 2, rel=1e-4)
+    # nothing present anywhere: 0, and still differentiable
+    s_grad = s.clone().requires_grad_()
+    none = logit_standardized_kd_loss(s_grad, -t.abs() - 1, True)
+    none.backward()
+    assert none.item() == 0.0 and s_grad.grad is not None
 
 
 @pytest.mark.parametrize("region", [True, False])

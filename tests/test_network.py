@@ -104,6 +104,8 @@ def test_attention_shapes_rows_and_aux_contents():
     assert aux["bottleneck_input"].shape == (2, 64, 8, 8, 8)
     # Untrained blocks are the identity, so the bottleneck passes through unchanged.
     assert torch.equal(aux["transformer_outputs"][-1], aux["bottleneck_input"])
+    assert [f.shape[1] for f in aux["encoder_features"]] == [16, 32, 64]
+    assert aux["encoder_features"][-1] is aux["bottleneck_input"]
     assert [f.shape for f in aux["decoder_features"]] == [(2, 16, 32, 32, 32), (2, 32, 16, 16, 16)]
     assert [f.shape[2:] for f in aux["decoder_features"]] == [o.shape[2:] for o in out]
     # forward_with_aux leaves no hooks behind.

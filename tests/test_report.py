@@ -146,9 +146,38 @@ def test_wilcoxon_model_better_on_every_pair():
     assert dice_r["better"] == "nnUNetTrainerMSTKD"
     # HD95 differences are all negative: the reference is better because lower is better.
     assert hd_r["mean_diff"] == pytest.approx(-0.55) and hd_r["better"] == "nnUNetTrainerMSTKD"
-    assert dice_r["p_holm"] == pytest.approx(2 * 2 / 1024) and hd_r["p_holm"] == pytest.approx(2 * 2 / 1024)
+    # Holm works within each metric and region: one comparison each here, so nothing to adjust.
+    assert dice_r["p_holm"] == pytest.approx(2 / 1024) and hd_r["p_holm"] == pytest.approx(2 / 1024)
     md = wilcoxon_markdown(res)
-    assert "| nnUNetTrainerMSTKD | nnUNetTrainer | Dice | WT | 10 | +5.50 | +5.50 | 0 | 0.002 | 0.004 |" in md
+    assert "| nnUNetTrainerMSTKD | nnUNetTrainer | Dice | WT | 10 | +5.50 | +5.50 | 0 | 0.002 | 0.002 |" in md
+    assert "over cases" in md and "2 families" in md
+
+
+def test_wilcoxon_unit_is_the_case_not_the_subset():
+    # 3 cases x 2 subsets x 2 folds. Reference minus other, per case, is the mean over its 4 (fold, subset)
+    # pairs: c0: (+.1 +.3 +.1 +.3)/4 = .2, c1: .1, c2: −.05. Three cases, one below zero: W = 1 (rank of |−.05|),
+    # exact two-sided p = 2 · P(W <= 1) = 2 · 2/8 = 0.5.
+    rows = []
+    for fold in (0, 1):
+        for case, (d_t2, d_all) in {"c0": (0.1, 0.3), "c1": (0.1, 0.1), "c2": (-0.05, -0.05)}.items():
+            for subset, d in (("T2", d_t2), ("All", d_all)):
+                rows.append({**_row(case, "nnUNetTrainerMSTKD", subset, "WT", 0.5 + d, 1.0), "fold": fold})
+                rows.append({**_row(case, "nnUNetTrainer", subset, "WT", 0.5, 1.0), "fold": fold})
+    dice = wilcoxon_tests(rows, metrics=("Dice",))[0]
+    assert dice["n"] == 3 and dice["n_nonzero"] == 3
+    assert dice["mean_diff"] == pytest.approx((0.2 + 0.1 - 0.05) / 3)
+    assert dice["median_diff"] == pytest.approx(0.1)
+    assert dice["statistic"] == 1.0 and dice["p"] == pytest.approx(0.5)
+
+
+def test_holm_runs_within_each_metric_and_region():
+    ref = [0.5 + 0.04 * i for i in range(10)]
+    rows = _paired(ref, [v - 0.01 * (i + 1) for i, v in enumerate(ref)])
+    rows += [{**r, "model": "nnUNetTrainerModalityDropout"} for r in rows if r["model"] == "nnUNetTrainer"]
+    res = wilcoxon_tests(rows)
+    dice = [r for r in res if r["metric"] == "Dice"]
+    # two comparisons in the Dice/WT family, both p = 2/1024: Holm doubles the smaller, keeps the maximum
+    assert [r["p_holm"] for r in dice] == pytest.approx([4 / 1024, 4 / 1024])
 
 
 def test_wilcoxon_degenerate_cases():

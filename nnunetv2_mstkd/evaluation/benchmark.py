@@ -2,7 +2,10 @@
 
 Each model is ``$nnUNet_results/DatasetXXX/TRAINER__PLANS__CONFIG/fold_F``. By default
 the cases are the fold's validation cases (``splits_final.json``); ``-i``/``-l`` name
-an image and a label folder instead (e.g. ``imagesTs``/``labelsTs``). Every case is
+an image and a label folder instead (e.g. ``imagesTs``/``labelsTs``). Several folds
+(``-f 0 1 2``) evaluate each fold's model on its own validation cases (or every fold's
+model on the ``-i`` cases); the tables then pool all cases, ``results.md`` adds each
+model's mean ± SD across folds, and the paired tests run over cases. Every case is
 preprocessed once with all its modalities; each subset then zeroes the absent
 channels after normalisation, exactly as training with modality dropout does.
 Example::
@@ -29,6 +32,7 @@ from nnunetv2.utilities.file_path_utilities import get_output_folder
 
 from nnunetv2_mstkd.env import ensure_ext_trainer
 from nnunetv2_mstkd.evaluation.cases import evaluation_regions, folder_cases, validation_cases
+from nnunetv2_mstkd.evaluation.folds import fold_summary
 from nnunetv2_mstkd.evaluation.outputs import machine_description, write_outputs
 from nnunetv2_mstkd.evaluation.report import markdown_table, summarize
 from nnunetv2_mstkd.evaluation.runner import BenchmarkModel, evaluate, segmentation_saver
@@ -55,9 +59,9 @@ def missing_checkpoints(dataset: str | int, configuration: str, fold: int | str,
     return reasons
 
 
-def _command(dataset, configuration, fold, trainers, output_folder, plans, images, labels, device, checkpoint_name,
+def _command(dataset, configuration, folds, trainers, output_folder, plans, images, labels, device, checkpoint_name,
              disable_tta, step_size, reference, save_predictions) -> str:
-    cmd = ["mstkd_benchmark", "-d", str(dataset), "-c", configuration, "-f", str(fold), "-tr", *trainers,
+    cmd = ["mstkd_benchmark", "-d", str(dataset), "-c", configuration, "-f", *map(str, folds), "-tr", *trainers,
            "-o", str(output_folder), "-p", plans]
     if images is not None:
         cmd += ["-i", str(images), "-l", str(labels)]
@@ -67,7 +71,7 @@ def _command(dataset, configuration, fold, trainers, output_folder, plans, image
     return shlex.join(cmd)
 
 
-def _check_arguments(trainers, images, labels, step_size, fold) -> None:
+def _check_arguments(trainers, images, labels, step_size, folds) -> None:
     if not trainers:
         raise ValueError("No trainer given; name at least one with -tr.")
     repeated = sorted({t for t in trainers if list(trainers).count(t) > 1})
@@ -77,11 +81,20 @@ def _check_arguments(trainers, images, labels, step_size, fold) -> None:
         raise ValueError("-i IMAGES and -l LABELS go together: pass both, or neither for the fold's validation cases.")
     if not 0 < step_size <= 1:
         raise ValueError(f"-step_size must be in (0, 1], got {step_size}.")
-    if str(fold) != "all" and not str(fold).isdigit():
-        raise ValueError(f"-f must be a fold number or 'all', got {fold!r}.")
+    for fold in folds:
+        if str(fold) != "all" and not str(fold).isdigit():
+            raise ValueError(f"-f must be fold numbers or 'all', got {fold!r}.")
+    if len(set(map(str, folds))) != len(folds):
+        raise ValueError(f"-f names a fold more than once: {list(folds)}.")
 
 
-def run_benchmark(dataset: str | int, configuration: str, fold: int | str, trainers: Sequence[str],
+def _folds(fold) -> list[int | str]:
+    folds = [fold] if isinstance(fold, (int, str)) else list(fold)
+    return ["all" if str(f) == "all" else int(f) if str(f).isdigit() else f for f in folds]
+
+
+def run_benchmark(dataset: str | int, configuration: str, fold: int | str | Sequence[int | str],
+                  trainers: Sequence[str],
                   output_folder: str, plans: str = "nnUNetPlans", images: str | None = None,
                   labels: str | None = None, device: str | torch.device = "cuda",
                   checkpoint_name: str = "checkpoint_final.pth", disable_tta: bool = False, step_size: float = 0.5,
@@ -91,7 +104,8 @@ def run_benchmark(dataset: str | int, configuration: str, fold: int | str, train
     Args:
         dataset: Dataset ID or name (``DatasetXXX_Name``).
         configuration: nnU-Net configuration, e.g. ``3d_fullres``.
-        fold: The fold whose model (and, without ``images``, whose validation cases) to use; or ``"all"``.
+        fold: The fold whose model (and, without ``images``, whose validation cases) to use, or ``"all"``;
+            or several folds, each evaluated with its own model (rows then carry a ``fold``).
         trainers: Trainer class names; each is one row of the tables.
         output_folder: Where the outputs go (created if needed).
         plans: Plans identifier.
@@ -117,12 +131,15 @@ def run_benchmark(dataset: str | int, configuration: str, fold: int | str, train
         RuntimeError: If the device is not available.
     """
     trainers = list(trainers)
-    _check_arguments(trainers, images, labels, step_size, fold)
-    fold = "all" if str(fold) == "all" else int(fold)
+    folds = _folds(fold)
+    _check_arguments(trainers, images, labels, step_size, folds)
     device = resolve_device(device)
     ensure_ext_trainer()
     dataset_name = maybe_convert_to_dataset_name(dataset)
-    skipped = missing_checkpoints(dataset, configuration, fold, trainers, plans, checkpoint_name)
+    skipped: dict[str, str] = {}
+    for f in folds:
+        for trainer, reason in missing_checkpoints(dataset, configuration, f, trainers, plans, checkpoint_name).items():
+            skipped.setdefault(trainer, reason)
     for trainer, reason in skipped.items():
         print(f"WARNING: skipping {trainer}: {reason}", file=sys.stderr)
     available = [t for t in trainers if t not in skipped]
@@ -131,37 +148,50 @@ def run_benchmark(dataset: str | int, configuration: str, fold: int | str, train
                                 "\n".join(f"  {t}: {r}" for t, r in skipped.items()))
     if reference is not None and reference not in available:
         raise ValueError(f"--reference {reference} is not among the evaluated models {available}.")
-    models = [BenchmarkModel(t, MaskedPredictor(get_output_folder(dataset_name, t, plans, configuration), (fold,),
-                                                checkpoint_name, device, step_size, not disable_tta,
-                                                allow_tqdm=False, pair_cpu_batches=True)) for t in available]
-    predictor = models[0].predictor
-    channel_names, dataset_json = predictor.channel_names, predictor.predictor.dataset_json
-    if images is None:
-        cases = validation_cases(dataset_name, fold, len(channel_names))
-        source = f"validation cases of fold {fold} from splits_final.json"
-    else:
-        cases = folder_cases(images, labels, channel_names, dataset_json["file_ending"])
-        source = f"images {images}, references {labels}"
-    if not cases:
-        raise FileNotFoundError(f"No cases to evaluate ({source}).")
-    subsets = paper_subsets(channel_names)
-    subset_order = [subset_label(s, channel_names) for s in subsets]
     os.makedirs(output_folder, exist_ok=True)
     predictions = os.path.join(output_folder, "predictions") if save_predictions else None
-    result = evaluate(models, cases, subsets, evaluation_regions(dataset_json),
-                      segmentation_saver(predictions) if predictions else None, progress)
-
-    summary = summarize(result.rows, subset_order)
-    meta = {"dataset": dataset_name, "configuration": configuration, "plans": plans, "fold": fold,
-            "checkpoint": checkpoint_name, "cases_source": source, "n_cases": len(cases), "tta": not disable_tta,
-            "step_size": step_size, "device": str(device), "machine": machine_description(device),
-            "command": _command(dataset, configuration, fold, trainers, output_folder, plans, images, labels, device,
+    rows, timing, preprocess_calls, case_ids, sources = [], [], [], [], []
+    for f in folds:
+        models = [BenchmarkModel(t, MaskedPredictor(get_output_folder(dataset_name, t, plans, configuration), (f,),
+                                                    checkpoint_name, device, step_size, not disable_tta,
+                                                    allow_tqdm=False, pair_cpu_batches=True)) for t in available]
+        predictor = models[0].predictor
+        channel_names, dataset_json = predictor.channel_names, predictor.predictor.dataset_json
+        if images is None:
+            cases = validation_cases(dataset_name, f, len(channel_names))
+            source = f"validation cases of fold {f} from splits_final.json"
+        else:
+            cases = folder_cases(images, labels, channel_names, dataset_json["file_ending"])
+            source = f"images {images}, references {labels}"
+        if not cases:
+            raise FileNotFoundError(f"No cases to evaluate ({source}).")
+        subsets = paper_subsets(channel_names)
+        saver = segmentation_saver(predictions if len(folds) == 1 else os.path.join(predictions, f"fold_{f}")) \
+            if predictions else None
+        result = evaluate(models, cases, subsets, evaluation_regions(dataset_json), saver, progress)
+        tag = {"fold": f} if len(folds) > 1 else {}
+        rows += [{**r, **tag} for r in result.rows]
+        timing += [{**r, **tag} for r in result.timing]
+        preprocess_calls += result.preprocess_calls
+        case_ids += [c.case_id for c in cases if c.case_id not in case_ids]
+        sources.append(source)
+    subset_order = [subset_label(s, channel_names) for s in subsets]
+    summary = summarize(rows, subset_order)
+    if len(folds) > 1:
+        summary["across_folds"] = fold_summary(rows, subset_order)
+    source = sources[0] if images is not None or len(folds) == 1 else \
+        f"validation cases of folds {', '.join(map(str, folds))} from splits_final.json, each fold's model on its own"
+    meta = {"dataset": dataset_name, "configuration": configuration, "plans": plans,
+            "fold": ", ".join(map(str, folds)), "checkpoint": checkpoint_name, "cases_source": source,
+            "n_cases": len(case_ids), "tta": not disable_tta, "step_size": step_size, "device": str(device),
+            "machine": machine_description(device),
+            "command": _command(dataset, configuration, folds, trainers, output_folder, plans, images, labels, device,
                                 checkpoint_name, disable_tta, step_size, reference, save_predictions),
-            "skipped": skipped, "cases": [c.case_id for c in cases]}
+            "skipped": skipped, "cases": case_ids}
     paths = {key: os.path.join(output_folder, name) for key, name in OUTPUT_FILES.items()}
-    write_outputs(paths, result.rows, result.timing, summary, available, reference, meta)
+    write_outputs(paths, rows, timing, summary, available, reference, meta)
     return {**paths, "summary": summary, "models": available, "skipped": skipped, "cases": meta["cases"],
-            "preprocess_calls": result.preprocess_calls, "predictions": predictions}
+            "preprocess_calls": preprocess_calls, "predictions": predictions}
 
 
 def main() -> None:
@@ -172,7 +202,8 @@ def main() -> None:
                     "timing and a Dice heatmap.")
     parser.add_argument("-d", required=True, help="dataset ID or name")
     parser.add_argument("-c", required=True, help="configuration, e.g. 3d_fullres")
-    parser.add_argument("-f", required=True, help="fold (its model, and by default its validation cases), or 'all'")
+    parser.add_argument("-f", nargs="+", required=True,
+                        help="fold(s): each fold's model on its validation cases (or on -i), or 'all'")
     parser.add_argument("-tr", nargs="+", required=True, help="trainer class names, one row each")
     parser.add_argument("-o", required=True, help="output folder")
     parser.add_argument("-p", default="nnUNetPlans", help="plans identifier (default: nnUNetPlans)")

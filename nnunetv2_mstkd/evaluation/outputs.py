@@ -17,6 +17,7 @@ from importlib.metadata import PackageNotFoundError, version
 import numpy as np
 import torch
 
+from nnunetv2_mstkd.evaluation.folds import fold_markdown
 from nnunetv2_mstkd.evaluation.report import (
     default_reference_model,
     markdown_table,
@@ -31,7 +32,8 @@ from nnunetv2_mstkd.evaluation.report import (
 WILCOXON_COLUMNS = ("reference", "model", "region", "metric", "n", "n_nonzero", "median_diff", "mean_diff",
                     "statistic", "p", "p_holm", "better", "note")
 #: Columns of ``timing.csv``.
-TIMING_COLUMNS = ("case", "model", "preprocessing_s", "preprocessed_by", "inference_mean_s", "inference_total_s",
+TIMING_COLUMNS = ("case", "fold", "model", "preprocessing_s", "preprocessed_by", "inference_mean_s",
+                  "inference_total_s",
                   "n_subsets")
 _ENDINGS = (".nii.gz", ".nii", ".png", ".csv", ".json", ".md")
 
@@ -138,7 +140,7 @@ def results_markdown(meta: dict, summary: dict, subset_order: Sequence[str], mod
     header = [
         f"# Missing-modality benchmark: {meta['dataset']}", "",
         f"- Dataset: {meta['dataset']}; configuration {meta['configuration']}, plans {meta['plans']}, "
-        f"fold {meta['fold']}, checkpoint {meta['checkpoint']}",
+        f"{'folds' if ',' in str(meta['fold']) else 'fold'} {meta['fold']}, checkpoint {meta['checkpoint']}",
         f"- Cases: {meta['n_cases']} ({meta['cases_source']})",
         f"- Models: {', '.join(models)}",
         f"- Inference: device {meta['device']}, test-time mirroring {'on' if meta['tta'] else 'off'}, "
@@ -153,8 +155,14 @@ def results_markdown(meta: dict, summary: dict, subset_order: Sequence[str], mod
              "HD95 in mm; best value per column in bold; Avg is the mean over the subsets. Both masks empty: Dice "
              "100, HD95 0; exactly one empty: Dice 0, HD95 = the volume diagonal in mm.")
     table = markdown_table(summary, subset_order, models)
-    parts = ["\n".join(header), "## Results", intro, table.rstrip("\n"),
-             "## Paired Wilcoxon signed-rank tests", wilcoxon_section.rstrip("\n"),
+    parts = ["\n".join(header), "## Results", intro, table.rstrip("\n")]
+    if "across_folds" in summary:
+        parts += ["## Across folds",
+                  "Each fold's model scored on its own cases; per model, the mean over the subsets (Avg) for each "
+                  "fold, then mean ± sample SD across folds (Dice in %, HD95 in mm). The SD is the run-to-run noise "
+                  "that any difference between models must be read against.",
+                  fold_markdown(summary["across_folds"], models, summary["regions"]).rstrip("\n")]
+    parts += ["## Paired Wilcoxon signed-rank tests", wilcoxon_section.rstrip("\n"),
              "## Timing", timing_markdown(timing, models).rstrip("\n")]
     return "\n\n".join(parts) + "\n"
 

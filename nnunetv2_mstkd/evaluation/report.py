@@ -10,7 +10,7 @@ fraction (tables print it in %), HD95 is in mm. :func:`summarize` turns rows int
 *summary*::
 
     {"models": [...], "subsets": [...], "regions": [...], "metrics": ["Dice", "HD95"],
-     "n_cases": {model: int},
+     "n_cases": {model: int},   # (fold, case) evaluations when rows carry a "fold"
      "results": {model: {subset or "Avg": {region: {metric: {"mean", "std", "n"}}}}}}
 
 which :func:`markdown_table` and :func:`~nnunetv2_mstkd.evaluation.heatmap.plot_dice_heatmap`
@@ -119,7 +119,7 @@ def summarize(rows: Iterable[dict], subset_order: Sequence[str]) -> dict:
         missing = [c for c in COLUMNS if c not in r]
         if missing:
             raise ValueError(f"Row {r} lacks {missing}; rows need {list(COLUMNS)}.")
-        key = (r["case"], r["model"], r["subset"], r["region"])
+        key = (r["case"], r["model"], r["subset"], r["region"]) + ((f"fold {r['fold']}",) if "fold" in r else ())
         if r["subset"] not in order:
             raise ValueError(f"Row {key}: subset {r['subset']!r} is not in subset_order {order}; "
                              f"use the labels of nnunetv2_mstkd.modalities.subset_label.")
@@ -127,9 +127,11 @@ def summarize(rows: Iterable[dict], subset_order: Sequence[str]) -> dict:
             if not math.isfinite(float(r[m])):
                 raise ValueError(f"Row {key}: {m}={r[m]} is not finite; the metrics define every empty-mask case.")
         cases = grouped.setdefault(r["model"], {}).setdefault(r["region"], {}).setdefault(r["subset"], {})
-        if r["case"] in cases:
+        # the same case scored by several folds' models (a shared test set) counts once per fold
+        unit = r["case"] if str(r.get("fold", "")) == "" else (str(r["fold"]), r["case"])
+        if unit in cases:
             raise ValueError(f"Row {key} appears twice; each case, model, subset and region needs one row.")
-        cases[r["case"]] = {m: float(r[m]) for m in METRICS}
+        cases[unit] = {m: float(r[m]) for m in METRICS}
         regions.setdefault(r["region"], None)
     results: dict = {}
     for model, by_region in grouped.items():

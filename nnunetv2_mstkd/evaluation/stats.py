@@ -1,11 +1,14 @@
-"""Paired Wilcoxon signed-rank tests of one model against the others, Holm-corrected.
+"""Paired case-level Wilcoxon signed-rank tests of one model against the others, Holm-corrected.
 
-Every case is evaluated under every modality subset, so a comparison pairs the two
-models' scores on the same (case, subset) and tests whether the differences
-``reference - other`` are centred on zero (two-sided; Wilcoxon, 1945, via
-``scipy.stats.wilcoxon``). Pairs with a zero difference are dropped before ranking
-(Wilcoxon's own convention). Holm's step-down correction (Holm, 1979) controls the
-family-wise error over all comparisons returned by one call.
+Every case is evaluated under every modality subset (and, with several folds or seeds
+evaluated on the same cases, by several models of each kind). The 15 subsets of one case
+are not independent, so the unit of a test is the **case**: each model's score of a case
+is its mean over the (fold, subset) pairs that both models have for that case, and the
+test asks whether the differences ``reference − other`` over cases are centred on zero
+(two-sided; Wilcoxon, 1945, via ``scipy.stats.wilcoxon``). Cases with a zero difference
+are dropped before ranking (Wilcoxon's own convention). Holm's step-down correction
+(Holm, 1979) controls the family-wise error within each metric and region, over the
+comparisons of the reference with the other models.
 """
 from __future__ import annotations
 
@@ -53,7 +56,7 @@ def holm(pvalues: Sequence[float]) -> list[float]:
 def _test(diffs: np.ndarray) -> tuple[float, float, str]:
     nonzero = diffs[diffs != 0]
     if diffs.size == 0:
-        return math.nan, math.nan, "no common (case, subset) pairs"
+        return math.nan, math.nan, "no case with a common subset"
     if nonzero.size == 0:
         return 0.0, 1.0, "all differences are zero"
     res = wilcoxon(nonzero, alternative="two-sided")
@@ -64,19 +67,20 @@ def _test(diffs: np.ndarray) -> tuple[float, float, str]:
 
 def wilcoxon_tests(rows: Iterable[dict], reference_model: str | None = None,
                    metrics: Sequence[str] = ("Dice", "HD95")) -> list[dict]:
-    """Test the reference model against each other model, per region and metric.
+    """Test the reference model against each other model, per region and metric, over cases.
 
     Args:
-        rows: Per-case rows with ``case, model, subset, region`` and the metric columns.
+        rows: Per-case rows with ``case, model, subset, region`` and the metric columns, and
+            optionally ``fold`` (several folds' models scored on the same case are averaged).
         reference_model: Exact model name; defaults to :func:`default_reference_model`.
         metrics: Metric columns to test.
 
     Returns:
         One dict per (other model, metric, region), in first-seen order, with keys
-        ``reference, model, region, metric, n`` (pairs), ``n_nonzero``, ``median_diff``,
+        ``reference, model, region, metric, n`` (cases), ``n_nonzero``, ``median_diff``,
         ``mean_diff`` (reference minus other, the metric's unit), ``statistic`` (the
-        smaller signed-rank sum), ``p``, ``p_holm``, ``better`` (``reference``, the other
-        model's name, or ``tie``; by the median difference, then the mean) and ``note``.
+        smaller signed-rank sum), ``p``, ``p_holm`` (Holm within the metric and region), ``better``
+        (``reference``, the other model's name, or ``tie``; by the median difference, then the mean) and ``note``.
 
     Raises:
         ValueError: If the reference model has no rows or a metric is unknown.
@@ -90,10 +94,11 @@ def wilcoxon_tests(rows: Iterable[dict], reference_model: str | None = None,
         models.setdefault(r["model"], None)
         regions.setdefault(r["region"], None)
         by_pair = scores.setdefault((r["model"], r["region"]), {})
-        if (r["case"], r["subset"]) in by_pair:
-            raise ValueError(f"Two rows for case {r['case']!r}, subset {r['subset']!r}, model {r['model']!r}, "
-                             f"region {r['region']!r}; each needs exactly one.")
-        by_pair[(r["case"], r["subset"])] = r
+        key = (r["case"], str(r.get("fold", "")), r["subset"])
+        if key in by_pair:
+            raise ValueError(f"Two rows for case {r['case']!r}, fold {key[1]!r}, subset {r['subset']!r}, model "
+                             f"{r['model']!r}, region {r['region']!r}; each needs exactly one.")
+        by_pair[key] = r
     ref = default_reference_model(list(models)) if reference_model is None else reference_model
     if ref not in models:
         raise ValueError(f"Reference model {ref!r} has no rows; models present: {list(models)}.")
@@ -102,8 +107,7 @@ def wilcoxon_tests(rows: Iterable[dict], reference_model: str | None = None,
         for metric in metrics:
             for region in regions:
                 a, b = scores.get((ref, region), {}), scores.get((other, region), {})
-                keys = sorted(set(a) & set(b))
-                d = np.array([float(a[k][metric]) - float(b[k][metric]) for k in keys], dtype=float)
+                d = _case_differences(a, b, metric)
                 stat, p, note = _test(d)
                 median = float(np.median(d)) if d.size else math.nan
                 mean = float(d.mean()) if d.size else math.nan
@@ -113,9 +117,20 @@ def wilcoxon_tests(rows: Iterable[dict], reference_model: str | None = None,
                 results.append({"reference": ref, "model": other, "region": region, "metric": metric,
                                 "n": int(d.size), "n_nonzero": int(np.count_nonzero(d)), "median_diff": median,
                                 "mean_diff": mean, "statistic": stat, "p": p, "better": better, "note": note})
-    for r, adjusted in zip(results, holm([r["p"] for r in results])):
-        r["p_holm"] = adjusted
+    for metric in metrics:
+        for region in regions:
+            family = [r for r in results if r["metric"] == metric and r["region"] == region]
+            for r, adjusted in zip(family, holm([r["p"] for r in family])):
+                r["p_holm"] = adjusted
     return results
+
+
+def _case_differences(a: dict, b: dict, metric: str) -> np.ndarray:
+    """Per case: mean over the (fold, subset) pairs both models have of ``a − b``; sorted by case."""
+    by_case: dict[str, list[float]] = {}
+    for key in sorted(set(a) & set(b)):
+        by_case.setdefault(key[0], []).append(float(a[key][metric]) - float(b[key][metric]))
+    return np.array([np.mean(v) for _, v in sorted(by_case.items())], dtype=float)
 
 
 def _p(p: float) -> str:
@@ -129,8 +144,11 @@ def _diff(v: float, metric: str) -> str:
 def wilcoxon_markdown(results: Sequence[dict]) -> str:
     """GitHub Markdown table of :func:`wilcoxon_tests` results, preceded by a legend line."""
     n = sum(math.isfinite(r["p"]) for r in results)
-    legend = ("Paired two-sided Wilcoxon signed-rank tests over (case, subset) pairs; Δ = reference − other "
-              f"(Dice in percentage points, HD95 in mm); Holm correction over {n} comparisons.")
+    families = len({(r["metric"], r["region"]) for r in results})
+    legend = ("Paired two-sided Wilcoxon signed-rank tests over cases (n): each case's score is its mean over the "
+              "modality subsets (and folds) both models have, so the 15 subsets of a case count once; "
+              "Δ = reference − other (Dice in percentage points, HD95 in mm); Holm correction within each metric "
+              f"and region ({families} families, {n} tests in all).")
     lines = [legend, "",
              "| Reference | vs | Metric | Region | n | median Δ | mean Δ | W | p | p (Holm) | better | note |",
              "|---|---|---|---|---:|---:|---:|---:|---:|---:|---|---|"]

@@ -10,7 +10,7 @@ All compute in float32 and detach the teacher's tensors.
 from nnunetv2_mstkd.losses.adversarial import DiscriminatorLoss, GeneratorLoss, discriminator_loss, generator_loss
 from nnunetv2_mstkd.losses.attention_kd import AttentionDistillationLoss, attention_distillation_loss
 from nnunetv2_mstkd.losses.feature_kd import FeatureDistillationLoss, feature_distillation_loss, standardize_per_channel
-from nnunetv2_mstkd.losses.gram import GramStyleLoss, gram_loss, gram_matrix
+from nnunetv2_mstkd.losses.gram import GramStyleLoss, correlation_matrix, gram_loss, gram_matrix
 from nnunetv2_mstkd.losses.logit_standardized_kd import LogitStandardizedKDLoss, logit_standardized_kd_loss, zscore
 from nnunetv2_mstkd.losses.prob_consistency import (
     ProbabilityConsistencyLoss,
@@ -29,6 +29,7 @@ __all__ = [
     "ProbabilityConsistencyLoss",
     "attention_distillation_loss",
     "consistency_ramp",
+    "correlation_matrix",
     "discriminator_loss",
     "feature_distillation_loss",
     "generator_loss",

@@ -15,6 +15,8 @@ _CHUNK = 1 << 16
 class _EnhancedSquaredError(torch.autograd.Function):
     """``Σ_k Σ_l ‖A_l ⊙ E_k(A) − B_l ⊙ E_k(B)‖²`` of one stage (student A, teacher B), gradient included.
 
+    Also returns, without gradient, the scale ``½ Σ_k Σ_l (‖A_l ⊙ E_k(A)‖² + ‖B_l ⊙ E_k(B)‖²)``.
+
     The attention maps are the largest tensors of a training step. Autograd through
     ``amax``/``amin``/``mean`` and the products would allocate a dozen map-sized
     temporaries and walk them again backwards; here the maps are processed in
@@ -30,13 +32,13 @@ class _EnhancedSquaredError(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, num_layers: int, *maps: torch.Tensor) -> torch.Tensor:
+    def forward(ctx, num_layers: int, *maps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         student = [a.reshape(-1) for a in maps[:num_layers]]
         teacher = [b.reshape(-1) for b in maps[num_layers:]]
         want_grad = any(ctx.needs_input_grad[1:num_layers + 1])
         grad = torch.empty((num_layers, student[0].numel()), dtype=student[0].dtype,
                            device=student[0].device) if want_grad else None
-        partial = []
+        partial, scale = [], []
         for c0 in range(0, student[0].numel(), _CHUNK):
             a = torch.stack([x[c0:c0 + _CHUNK] for x in student])
             b = torch.stack([x[c0:c0 + _CHUNK] for x in teacher])
@@ -47,8 +49,10 @@ class _EnhancedSquaredError(torch.autograd.Function):
             ee, ef, ff = e * e, e * f, f * f
             # Σ_l ‖a_l e_k − b_l f_k‖² = e_k² S_aa − 2 e_k f_k S_ab + f_k² S_bb: no (3, L, C) temporaries.
             # Equal maps give x − 2x + x, exactly 0; the clamp stops rounding from going below 0.
-            per_entry = (ee * s_aa - 2 * (ef * s_ab) + ff * s_bb).clamp_min_(0)
+            own_a, own_b = ee * s_aa, ff * s_bb
+            per_entry = (own_a - 2 * (ef * s_ab) + own_b).clamp_min_(0)
             partial.append(per_entry.sum())
+            scale.append(0.5 * (own_a.sum() + own_b.sum()))
             if want_grad:
                 g = e * s_aa - f * s_ab
                 chunk = a * ee.sum(0)
@@ -64,10 +68,12 @@ class _EnhancedSquaredError(torch.autograd.Function):
         ctx.shape = maps[0].shape
         if want_grad:
             ctx.save_for_backward(grad)
-        return torch.stack(partial).sum()
+        total_scale = torch.stack(scale).sum()
+        ctx.mark_non_differentiable(total_scale)
+        return torch.stack(partial).sum(), total_scale
 
     @staticmethod
-    def backward(ctx, grad_output: torch.Tensor):
+    def backward(ctx, grad_output: torch.Tensor, _grad_scale: torch.Tensor | None = None):
         (grad,) = ctx.saved_tensors
         student = [(g * (2 * grad_output)).view(ctx.shape) for g in grad]
         return (None, *student, *([None] * ctx.num_layers))
@@ -85,16 +91,16 @@ def _check_stage(student: Sequence[torch.Tensor], teacher: Sequence[torch.Tensor
                              f"{tuple(student[0].shape)} (layer 0) and {tuple(a_s.shape)} (layer {layer}).")
 
 
-def _stage_sum(student: Sequence[torch.Tensor], teacher: Sequence[torch.Tensor]) -> torch.Tensor:
-    """``N² / numel(A_l)`` times the summed squared differences of one stage's ``3 L`` enhanced pairs."""
-    n_tokens = student[0].shape[-1]
+def _stage_ratio(student: Sequence[torch.Tensor], teacher: Sequence[torch.Tensor], eps: float) -> torch.Tensor:
+    """Relative squared error of one stage's ``3 L`` enhanced pairs (the scale carries no gradient)."""
     maps = [a.float().contiguous() for a in student] + [b.detach().float().contiguous() for b in teacher]
-    return _EnhancedSquaredError.apply(len(student), *maps) * (n_tokens**2 / student[0].numel())
+    squared_error, scale = _EnhancedSquaredError.apply(len(student), *maps)
+    return squared_error / (scale + eps)
 
 
 def attention_distillation_loss(student_attn: Sequence[Sequence[torch.Tensor]],
-                                teacher_attn: Sequence[Sequence[torch.Tensor]]) -> torch.Tensor:
-    """Distil the student's attention maps towards the teacher's with enhanced maps.
+                                teacher_attn: Sequence[Sequence[torch.Tensor]], eps: float = 1e-12) -> torch.Tensor:
+    """Distil the student's attention maps towards the teacher's with enhanced maps, scale-free.
 
     For each transformer stage ``s`` with layers ``l = 1..L`` and attention
     probabilities ``A_l`` of shape ``(B, heads, N_s, N_s)``, each network forms
@@ -102,12 +108,18 @@ def attention_distillation_loss(student_attn: Sequence[Sequence[torch.Tensor]],
     ``E_mean = mean_l A_l`` from its own maps, and the enhanced maps
     ``Ã_{l,k} = A_l ⊙ E_k`` for ``k`` in {max, min, mean}. Then::
 
-        L_att = mean over (s, l, k) of  N_s² · MSE(Ã^S_{l,k}, Ã^T_{l,k})
+        L_att = mean over s of  Σ_{l,k} ‖Ã^S_{l,k} − Ã^T_{l,k}‖²  /  (½ Σ_{l,k} (‖Ã^S_{l,k}‖² + ‖Ã^T_{l,k}‖²) + eps)
 
-    The mean runs over all ``(s, l, k)`` triples, so a stage with more layers
-    counts more. The ``N_s²`` factor is ours (attention entries are of order
-    ``1/N``, so raw MSEs are tiny); it replaces the paper's constant weight.
-    Computed in float32; the teacher's maps are detached.
+    with the denominator held constant (no gradient flows through it). Entries of
+    ``Ã`` are of order ``1/N²`` for near-uniform attention and of order 1 for one-hot
+    attention, so a plain MSE spans many orders of magnitude between a young and a
+    trained network; the ratio does not depend on ``N`` or on how sharp the maps are.
+    Because every entry is non-negative, ``‖a − b‖² ≤ ‖a‖² + ‖b‖²`` and the ratio lies
+    in ``[0, 2]``: 0 for equal maps, about 2 for maps that do not overlap (e.g. one-hot
+    teacher against uniform student), and about the mean squared relative deviation
+    ``r²`` for two near-uniform maps that differ by a relative ``r``. The normalisation
+    is ours; the paper weights the raw MSE by a constant (1e8). Computed in float32;
+    the teacher's maps are detached.
 
     Reference: Zhu et al., "Bridging the Gap in Missing Modalities: Leveraging
     Knowledge Distillation and Style Matching for Brain Tumor Segmentation",
@@ -117,9 +129,10 @@ def attention_distillation_loss(student_attn: Sequence[Sequence[torch.Tensor]],
         student_attn: Per stage, a sequence over layers of the student's attention
             probabilities ``(B, heads, N_s, N_s)``. ``N_s`` may differ between stages.
         teacher_attn: The teacher's maps in the same structure and shapes.
+        eps: Added to the denominator (all-zero maps give 0, not NaN).
 
     Returns:
-        A float32 scalar tensor.
+        A float32 scalar tensor in ``[0, 2]``.
 
     Raises:
         TypeError: If a stage or the whole argument is a bare tensor instead of a list.
@@ -129,8 +142,7 @@ def attention_distillation_loss(student_attn: Sequence[Sequence[torch.Tensor]],
     check_pair_of_sequences(student_attn, teacher_attn, "attention stages")
     for i, (s, t) in enumerate(zip(student_attn, teacher_attn)):
         _check_stage(s, t, i)
-    num_terms = 3 * sum(len(s) for s in student_attn)
-    return torch.stack([_stage_sum(s, t) for s, t in zip(student_attn, teacher_attn)]).sum() / num_terms
+    return torch.stack([_stage_ratio(s, t, eps) for s, t in zip(student_attn, teacher_attn)]).mean()
 
 
 class AttentionDistillationLoss(nn.Module):

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from nnunetv2_mstkd.losses._checks import check_pair_of_sequences, check_same_shape, check_tensor
+from nnunetv2_mstkd.losses.feature_kd import standardize_per_channel
 
 
 def gram_matrix(f: torch.Tensor) -> torch.Tensor:
@@ -30,20 +31,47 @@ def gram_matrix(f: torch.Tensor) -> torch.Tensor:
     return torch.bmm(x, x.transpose(1, 2)) / (c * n)
 
 
-def gram_loss(student_feats: Sequence[torch.Tensor], teacher_feats: Sequence[torch.Tensor]) -> torch.Tensor:
+def correlation_matrix(f: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Channel correlation matrix ``R = f̂ f̂ᵀ / N`` of a feature map, in float32.
+
+    ``f̂`` is ``f`` standardised per sample and channel over its ``N`` spatial positions
+    (:func:`~nnunetv2_mstkd.losses.feature_kd.standardize_per_channel`), so ``R`` is the
+    Gram matrix of standardised features: unit diagonal, entries in ``[−1, 1]``, and no
+    dependence on how large the features are. A constant channel has a zero row and column.
+
+    Args:
+        f: ``(B, C, *spatial)``.
+        eps: Added to each variance before the square root.
+
+    Returns:
+        ``(B, C, C)`` float32 tensor.
+    """
+    check_tensor(f, "feature map")
+    if f.ndim < 3:
+        raise ValueError(f"correlation_matrix expects (B, C, *spatial), got shape {tuple(f.shape)}.")
+    x = standardize_per_channel(f, eps).flatten(2)
+    return torch.bmm(x, x.transpose(1, 2)) / x.shape[2]
+
+
+def gram_loss(student_feats: Sequence[torch.Tensor], teacher_feats: Sequence[torch.Tensor],
+              standardize: bool = True) -> torch.Tensor:
     """Style distance between student and teacher features via Gram matrices.
 
-    ``L_gram = Σ_levels mean_{b,i,j} (G(F^S)_{bij} − G(F^T)_{bij})²`` with
-    ``G(f) = f fᵀ / (C · N)`` (:func:`gram_matrix`): a sum over levels of the mean
-    squared entry difference. Computed in float32; the teacher's features are detached.
+    ``L_gram = Σ_levels mean_{b,i,j} (G(F^S)_{bij} − G(F^T)_{bij})²``. By default ``G`` is the
+    Gram matrix of per-channel standardised features, i.e. the channel correlation matrix
+    ``R = f̂ f̂ᵀ / N`` (:func:`correlation_matrix`), so each level's term lies in ``[0, 4]``
+    whatever the features' magnitude. With ``standardize=False`` it is the raw
+    ``G(f) = f fᵀ / (C · N)`` (:func:`gram_matrix`), which grows with ``‖f‖⁴`` as a network's
+    features grow. Computed in float32; the teacher's features are detached.
 
     Reference: Gatys et al., "Image Style Transfer Using Convolutional Neural
     Networks", CVPR 2016 (Gram style loss); Zhu et al., MICCAI 2025 (arXiv
-    2507.22626), global style matching.
+    2507.22626), global style matching. The standardisation is ours.
 
     Args:
         student_feats: Student feature maps ``(B, C_i, *spatial_i)``, one per level.
         teacher_feats: Teacher feature maps of the same shapes, in the same order.
+        standardize: Compare correlation matrices (default) instead of raw Gram matrices.
 
     Returns:
         A float32 scalar tensor.
@@ -53,16 +81,25 @@ def gram_loss(student_feats: Sequence[torch.Tensor], teacher_feats: Sequence[tor
         ValueError: If the numbers of levels differ or a pair's shapes differ.
     """
     check_pair_of_sequences(student_feats, teacher_feats, "feature levels")
+    matrix = correlation_matrix if standardize else gram_matrix
     total = []
     for i, (f_s, f_t) in enumerate(zip(student_feats, teacher_feats)):
         check_same_shape(f_s, f_t, f"feature level {i} (B, C, *spatial)", min_ndim=3)
-        total.append((gram_matrix(f_s) - gram_matrix(f_t.detach())).square().mean())
+        total.append((matrix(f_s) - matrix(f_t.detach())).square().mean())
     return torch.stack(total).sum()
 
 
 class GramStyleLoss(nn.Module):
-    """Module form of :func:`gram_loss` (it has no hyper-parameters)."""
+    """Module form of :func:`gram_loss`.
+
+    Args:
+        standardize: Compare correlation matrices (default) instead of raw Gram matrices.
+    """
+
+    def __init__(self, standardize: bool = True) -> None:
+        super().__init__()
+        self.standardize = standardize
 
     def forward(self, student_feats: Sequence[torch.Tensor], teacher_feats: Sequence[torch.Tensor]) -> torch.Tensor:
         """See :func:`gram_loss`."""
-        return gram_loss(student_feats, teacher_feats)
+        return gram_loss(student_feats, teacher_feats, self.standardize)

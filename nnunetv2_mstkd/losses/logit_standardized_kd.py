@@ -27,7 +27,8 @@ def zscore(logits: torch.Tensor, dim: int | tuple[int, ...], eps: float = 1e-7,
 
 
 def logit_standardized_kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, region: bool,
-                               temperature: float = 7.0, eps: float = 1e-7, unbiased: bool = False) -> torch.Tensor:
+                               temperature: float = 7.0, eps: float = 1e-7, unbiased: bool = False,
+                               skip_absent_regions: bool = True) -> torch.Tensor:
     """KL distillation on z-scored logits, scaled by ``T²``.
 
     Label training (softmax over the class axis 1): per voxel, ``ẑ = (z − mean_c z) / (std_c z + eps)``
@@ -42,6 +43,11 @@ def logit_standardized_kd_loss(student_logits: torch.Tensor, teacher_logits: tor
 
         L = T² · mean over (batch, regions, voxels) of
             p_T (log p_T − log p_S) + (1 − p_T)(log(1 − p_T) − log(1 − p_S)).
+
+    A patch in which the teacher predicts no voxel of a region (every logit ≤ 0) holds
+    nothing to distil for it: z-scoring a nearly constant logit map only amplifies its
+    noise into a target. With ``skip_absent_regions`` (the default) such ``(sample,
+    region)`` pairs are left out of the mean (0 when every pair is left out).
 
     Logarithms come from ``log_softmax`` / ``logsigmoid`` for stability. ``std``
     divides by the count (the population standard deviation of Sun et al.'s
@@ -58,6 +64,8 @@ def logit_standardized_kd_loss(student_logits: torch.Tensor, teacher_logits: tor
         temperature: ``T``, applied to the standardised logits.
         eps: Added to the standard deviation.
         unbiased: Use the ``n − 1`` standard deviation.
+        skip_absent_regions: Region training only: leave out the (sample, region) pairs whose
+            teacher logits are all ≤ 0.
 
     Returns:
         A float32 scalar tensor.
@@ -78,6 +86,10 @@ def logit_standardized_kd_loss(student_logits: torch.Tensor, teacher_logits: tor
         p_t = torch.sigmoid(t)
         kl = (p_t * (F.logsigmoid(t) - F.logsigmoid(s))
               + (1 - p_t) * (F.logsigmoid(-t) - F.logsigmoid(-s)))
+        if skip_absent_regions:
+            per_pair = kl.flatten(2).mean(-1)
+            present = (teacher_logits.flatten(2) > 0).any(-1).to(per_pair.dtype)
+            return (per_pair * present).sum() / present.sum().clamp_min(1) * temperature**2
     else:
         if student_logits.shape[1] < 2:
             raise ValueError(f"Label training needs at least 2 channels, got logits of shape "
@@ -96,9 +108,11 @@ class LogitStandardizedKDLoss(nn.Module):
         temperature: ``T``, applied to the standardised logits.
         eps: Added to the standard deviation.
         unbiased: Use the ``n − 1`` standard deviation.
+        skip_absent_regions: See :func:`logit_standardized_kd_loss`.
     """
 
-    def __init__(self, region: bool, temperature: float = 7.0, eps: float = 1e-7, unbiased: bool = False) -> None:
+    def __init__(self, region: bool, temperature: float = 7.0, eps: float = 1e-7, unbiased: bool = False,
+                 skip_absent_regions: bool = True) -> None:
         super().__init__()
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}.")
@@ -106,8 +120,9 @@ class LogitStandardizedKDLoss(nn.Module):
         self.temperature = temperature
         self.eps = eps
         self.unbiased = unbiased
+        self.skip_absent_regions = skip_absent_regions
 
     def forward(self, student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
         """See :func:`logit_standardized_kd_loss`."""
         return logit_standardized_kd_loss(student_logits, teacher_logits, self.region, self.temperature,
-                                          self.eps, self.unbiased)
+                                          self.eps, self.unbiased, self.skip_absent_regions)

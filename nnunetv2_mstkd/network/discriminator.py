@@ -150,3 +150,19 @@ def _all_reduce_mean(module: nn.Module) -> None:
         if p.grad is not None:
             dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
             p.grad /= world
+
+
+def broadcast_module(module: nn.Module, src: int = 0) -> None:
+    """Copy rank ``src``'s parameters and buffers of ``module`` to every rank of the process group.
+
+    Multi-GPU training builds one discriminator per rank, each with its own random
+    initialisation; without this, the ranks would train different discriminators. Does
+    nothing without an initialised process group.
+    """
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    with torch.no_grad():
+        for tensor in list(module.parameters()) + list(module.buffers()):
+            dist.broadcast(tensor.data, src=src)

@@ -126,11 +126,14 @@ class MSTKDUNet(nn.Module):
               layers of float32 attention probabilities ``(B, heads, N, N)``;
             * ``"transformer_outputs"``: per transformer stage its output feature map ``(B, C, *spatial)``;
             * ``"bottleneck_input"``: the bottleneck's encoder feature map before its transformer block;
+            * ``"encoder_features"``: every encoder stage's output before any transformer block, highest
+              resolution first;
             * ``"decoder_features"``: every decoder stage's output, highest resolution first (the order of
               the deep-supervision outputs; ``[-1]`` is the first, lowest-resolution decoder stage).
         """
         skips = list(self.encoder(x))
-        aux = {"attentions": [], "transformer_outputs": [], "bottleneck_input": skips[-1], "decoder_features": []}
+        aux = {"attentions": [], "transformer_outputs": [], "bottleneck_input": skips[-1],
+               "encoder_features": list(skips), "decoder_features": []}
         for i, block in zip(self.transformer_stage_indices, self.transformers):
             skips[i], attentions = block(skips[i], return_attention=True)
             aux["attentions"].append(attentions)

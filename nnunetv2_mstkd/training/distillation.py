@@ -57,6 +57,19 @@ def full_resolution(output) -> torch.Tensor:
     return output[0] if isinstance(output, (list, tuple)) else output
 
 
+def style_levels(aux: dict) -> list[torch.Tensor]:
+    """The three distinct feature maps whose Gram matrices GSME matches.
+
+    The deepest encoder stage without a transformer block (the stage above the transformer
+    stages; the first stage when every stage has a block), the bottleneck transformer's output
+    and the first (lowest-resolution) decoder stage. The bottleneck's input is not among them:
+    a zero-initialised transformer passes it through unchanged, so it would count twice.
+    """
+    encoder, transformers = aux["encoder_features"], aux["transformer_outputs"]
+    above = max(0, len(encoder) - len(transformers) - 1)
+    return [encoder[above], transformers[-1], aux["decoder_features"][-1]]
+
+
 def distillation_terms(student_out, student_aux: dict, teacher_out, teacher_aux: dict, region: bool,
                        weights: DistillationWeights, epoch: int, num_epochs: int,
                        discriminator: nn.Module | None = None) -> dict[str, torch.Tensor]:
@@ -94,10 +107,7 @@ def distillation_terms(student_out, student_aux: dict, teacher_out, teacher_aux:
     if weights.lskd:
         t["lskd"] = logit_standardized_kd_loss(z_s, z_t, region, weights.temperature)
     if weights.gram:
-        levels = ("bottleneck_input", "transformer_outputs", "decoder_features")
-        s_lv = [student_aux[levels[0]], student_aux[levels[1]][-1], student_aux[levels[2]][-1]]
-        t_lv = [teacher_aux[levels[0]], teacher_aux[levels[1]][-1], teacher_aux[levels[2]][-1]]
-        t["gram"] = gram_loss(s_lv, t_lv)
+        t["gram"] = gram_loss(style_levels(student_aux), style_levels(teacher_aux))
     if weights.adv and discriminator is not None:
         with torch.autocast(device_type=dev.type, enabled=False):
             t["adv"] = generator_loss(discriminator(student_aux["transformer_outputs"][-1].float()))

@@ -15,7 +15,12 @@ import torch.distributed as dist
 from torch import nn
 from torch._dynamo import OptimizedModule
 
-from nnunetv2_mstkd.network.discriminator import StyleDiscriminator, discriminator_step, make_discriminator_optimizer
+from nnunetv2_mstkd.network.discriminator import (
+    StyleDiscriminator,
+    broadcast_module,
+    discriminator_step,
+    make_discriminator_optimizer,
+)
 from nnunetv2_mstkd.training.distillation import DistillationWeights, distillation_terms
 from nnunetv2_mstkd.training.modality_dropout import ModalityDropoutMixin
 from nnunetv2_mstkd.training.network_mixin import MSTKDNetworkMixin
@@ -40,6 +45,9 @@ class MSTKDStudentMixin(ModalityDropoutMixin, MSTKDNetworkMixin):
 
     Class attributes:
         use_teacher: False trains the same network with modality dropout and no teacher (``_noKD``).
+        init_from_teacher: Start the student from the teacher's weights, so that student and teacher
+            channels correspond from the first step (an independently initialised student's channel i
+            means nothing in the teacher, which every feature-level term depends on).
         teacher_trainer_name: Trainer whose ``checkpoint_final.pth`` is the default teacher. A short
             schedule variant first looks for the teacher of the same schedule (``..._5ep25it``).
         lambda_att, lambda_feat, lambda_prob, lambda_lskd, lambda_gram, lambda_adv: term weights (see
@@ -49,6 +57,7 @@ class MSTKDStudentMixin(ModalityDropoutMixin, MSTKDNetworkMixin):
     """
 
     use_teacher: bool = True
+    init_from_teacher: bool = True
     teacher_trainer_name: str = "nnUNetTrainerMSTKDTeacher"
     lambda_att: float = DistillationWeights.att
     lambda_feat: float = DistillationWeights.feat
@@ -79,11 +88,17 @@ class MSTKDStudentMixin(ModalityDropoutMixin, MSTKDNetworkMixin):
         self.teacher, self.teacher_info = self._load_teacher()
         self.print_to_log_file(f"Frozen teacher: {self.teacher_info.checkpoint} (sha256 "
                                f"{self.teacher_info.sha256[:16]}..., trainer {self.teacher_info.trainer_name})")
+        if self.init_from_teacher:
+            # A resumed run (--c) loads its own checkpoint after initialize(), which overrides this.
+            unwrap(self.network).load_state_dict(self.teacher.state_dict())
+            self.print_to_log_file("Student initialised from the teacher's weights.")
         if self.lambda_adv:
             channels = unwrap(self.network).encoder.output_channels[-1]
             self.discriminator = StyleDiscriminator(channels, len(self.configuration_manager.patch_size),
                                                     self.discriminator_channels).to(self.device)
             self.discriminator_optimizer = make_discriminator_optimizer(self.discriminator)
+            if self.is_ddp:
+                broadcast_module(self.discriminator)
 
     def _teacher_candidates(self) -> list[str]:
         from nnunetv2.paths import nnUNet_results
@@ -211,3 +226,5 @@ class MSTKDStudentMixin(ModalityDropoutMixin, MSTKDNetworkMixin):
             self.discriminator_optimizer.load_state_dict(extra["discriminator_optimizer"])
         elif self.discriminator is not None:
             self.print_to_log_file("Checkpoint has no discriminator state; the discriminator starts afresh.")
+        if self.discriminator is not None and self.is_ddp:
+            broadcast_module(self.discriminator)

@@ -38,38 +38,71 @@ def log_epoch_terms(logging: dict, epoch_means: Mapping[str, float], epoch: int)
 
 
 def fraction_summary(epoch_means: Mapping[str, float]) -> str:
-    """One log line: each weighted family and its fraction of ``L_seg``."""
+    """One log line: each weighted family and its size relative to ``|L_seg|``.
+
+    nnU-Net's segmentation loss goes negative (Dice enters it with a minus sign), so the
+    reference is its magnitude, which is what the families are weighed against.
+    """
     seg = epoch_means.get("loss_seg")
     parts = [f"seg {seg:.4f}"] if seg is not None else []
     for key in ("loss_mstkd", "loss_dmld", "loss_gsme", "loss_disc"):
         if key in epoch_means:
-            frac = f" ({100 * epoch_means[key] / seg:.1f}% of seg)" if seg and key != "loss_disc" else ""
+            frac = f" ({100 * epoch_means[key] / abs(seg):.1f}% of |seg|)" if seg and key != "loss_disc" else ""
             parts.append(f"{key[5:]} {epoch_means[key]:.4f}{frac}")
     return "loss terms: " + ", ".join(parts)
 
 
+#: Panels of ``loss_terms.png``: (title, y label, keys, divide by |L_seg|, log axis).
+_PANELS = (
+    ("nnU-Net's segmentation loss", "L_seg (Dice enters with a minus sign)", ("loss_seg",), False, False),
+    ("Weighted families, relative to |L_seg|", "term / |L_seg| (log)", ("loss_mstkd", "loss_dmld", "loss_gsme"),
+     True, True),
+    ("Unweighted parts and the discriminator", "value (log)", ("loss_att", "loss_feat", "loss_prob", "loss_lskd",
+                                                               "loss_gram", "loss_adv", "loss_disc"), False, True),
+)
+
+
 def plot_loss_terms(logging: Mapping[str, Sequence[float]], output_folder: str,
                     filename: str = "loss_terms.png") -> str:
-    """Plot every logged loss term per epoch (log scale) to ``output_folder/filename``; returns the path."""
+    """Plot the logged loss terms per epoch to ``output_folder/filename``; returns the path.
+
+    Three panels: nnU-Net's segmentation loss on a linear axis (it goes negative), the weighted
+    families as fractions of ``|L_seg|`` on a log axis (what each adds to the gradient's
+    budget), and the unweighted parts on a log axis. Every curve of a panel has its own colour.
+    """
     import matplotlib
 
     matplotlib.use("agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(12, 7))
-    for key, label in TERM_LABELS.items():
-        values = np.asarray(logging.get(key, []), dtype=float)
-        if values.size and np.isfinite(values).any():
-            ax.plot(np.arange(values.size), np.abs(values), label=label, linewidth=2,
-                    ls="-" if "raw" not in label else "--")
-    ax.set_yscale("log")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("loss (per-epoch mean, log scale)")
-    ax.set_title("MST-KD loss terms")
-    ax.legend(loc="upper right", fontsize=9)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
+    seg = np.abs(np.asarray(logging.get("loss_seg", []), dtype=float))
+    fig, axes = plt.subplots(3, 1, figsize=(11, 11), sharex=True, layout="constrained")
+    colours = plt.get_cmap("tab10").colors
+    for ax, (title, ylabel, keys, relative, log) in zip(axes, _PANELS):
+        drawn = 0
+        for i, key in enumerate(keys):
+            values = np.asarray(logging.get(key, []), dtype=float)
+            if relative:
+                n = min(values.size, seg.size)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    values = values[:n] / seg[:n]
+            if log:
+                values = np.where(values > 0, values, np.nan)
+            if not (values.size and np.isfinite(values).any()):
+                continue
+            ax.plot(np.arange(values.size), values, label=TERM_LABELS[key], color=colours[i % len(colours)],
+                    linewidth=2, marker="o" if values.size < 30 else None, markersize=3)
+            drawn += 1
+        if log and drawn:
+            ax.set_yscale("log")
+        ax.set_title(title, loc="left", fontsize=11)
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3, which="both")
+        if drawn:
+            ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9, frameon=False)
+    axes[-1].set_xlabel("epoch")
+    fig.suptitle("MST-KD loss terms (per-epoch means)")
     path = os.path.join(output_folder, filename)
-    fig.savefig(path)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
