@@ -1,4 +1,4 @@
-"""Each MST-KD loss term at the start of training, raw and as a fraction of the segmentation loss.
+"""Each MST-KD loss term at the start of training, raw and relative to L_seg + 1.
 
 Builds the untrained student exactly as ``nnUNetv2_train`` would (same class, plans, fold and
 teacher lookup), draws real training batches from nnU-Net's data loader, and evaluates every term
@@ -17,6 +17,7 @@ import torch
 
 from nnunetv2_mstkd.env import ensure_ext_trainer
 from nnunetv2_mstkd.training.distillation import distillation_terms
+from nnunetv2_mstkd.training.term_logging import seg_headroom
 
 
 def measure(dataset: str, configuration: str, fold: int, trainer_name: str, plans: str, batches: int,
@@ -60,11 +61,13 @@ def main() -> None:
     m = measure(args.d, args.c, args.f, args.tr, args.p, args.n, args.epoch)
     print(f"Untrained {args.tr} against its teacher, dataset {args.d}, {args.c}, fold {args.f}, plans {args.p}, "
           f"epoch {args.epoch} (ramp w = {m['ramp']:.4f}), mean of {args.n} batches\n")
-    print("| term | raw value | weighted | share of L_seg |")
+    # nnU-Net's L_seg crosses zero (Dice enters it with a minus sign): compare with its distance from -1
+    print("| term | raw value | weighted | relative to L_seg + 1 |")
     print("|---|---|---|---|")
-    print(f"| L_seg | {m['seg']:.4f} | {m['seg']:.4f} | 100 % |")
+    head = float(seg_headroom(m["seg"]))
+    print(f"| L_seg | {m['seg']:.4f} | {m['seg']:.4f} | (L_seg + 1 = {head:.4f}) |")
     for family in ("mstkd", "dmld", "gsme"):
-        print(f"| **L_{family.upper()}** | | {m[family]:.4f} | {100 * m[family] / m['seg']:.1f} % |")
+        print(f"| **L_{family.upper()}** | | {m[family]:.4f} | {100 * m[family] / head:.1f} % |")
     for raw in ("att", "feat", "prob", "lskd", "gram", "adv"):
         if raw in m:
             print(f"| {raw} | {m[raw]:.3g} | | |")

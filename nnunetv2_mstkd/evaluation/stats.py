@@ -21,7 +21,7 @@ from scipy.stats import wilcoxon
 from nnunetv2_mstkd.evaluation.metrics import HIGHER_IS_BETTER
 
 #: Trainer-name suffixes of the ablation variants; such a model is never the default reference.
-ABLATION_SUFFIXES: tuple[str, ...] = ("_noMSTKD", "_noDMLD", "_noGSME", "_noKD")
+ABLATION_SUFFIXES: tuple[str, ...] = ("_noMSTKD", "_noDMLD", "_noGSME", "_noKD", "_noInit", "_initOnly")
 #: Fewer non-zero differences than this cannot reach p < 0.05 two-sided (the smallest exact p is 2 / 2**n).
 MIN_NONZERO_FOR_5PCT = 6
 

@@ -27,27 +27,28 @@ from nnunetv2_mstkd.losses import (
 class DistillationWeights:
     """Weights of every distillation and style term.
 
-    Defaults put each family at a few per cent of ``L_seg`` at the start of training (measured
-    in ``docs/results.md``); the paper's own weights are noted where it gives them.
+    Defaults put each family at a few per cent of ``L_seg + 1`` at the start of training of a student
+    initialised from its teacher (``docs/benchmarks/loss_terms_at_start.md``; the experiments that
+    chose them are in ``docs/results.md``); the paper's own weights are noted where it gives them.
 
     Attributes:
-        att: λ_att, attention (EVD) distillation.
+        att: λ_att, attention (EVD) distillation; the term is a relative error in [0, 2].
         feat: λ_feat, multi-scale feature distillation (paper: 0.2 on unstandardised features).
         prob: λ_prob, multiplies the ramped probability consistency ``w(e)·MSE``; with the paper's ramp
             to 10, 0.1 makes the fully ramped weight 1, so the term cannot outweigh ``L_seg``.
         lskd: λ_lskd, logit-standardised KL.
-        gram: λ_gram, Gram-matrix style matching.
+        gram: λ_gram, Gram-matrix style matching on standardised features (each level's term in [0, 4]).
         adv: λ_adv, the student's adversarial (non-saturating) loss (paper: 2e-4).
         temperature: T of the logit-standardised KL (7).
         ramp_fraction: E_r as a fraction of the training epochs (0.2).
     """
 
     att: float = 1.0
-    feat: float = 0.02
+    feat: float = 0.1
     prob: float = 0.1
     lskd: float = 0.15
-    gram: float = 1000.0
-    adv: float = 0.02
+    gram: float = 0.5
+    adv: float = 2e-4
     temperature: float = 7.0
     ramp_fraction: float = 0.2
 

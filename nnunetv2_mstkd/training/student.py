@@ -140,8 +140,14 @@ class MSTKDStudentMixin(ModalityDropoutMixin, MSTKDNetworkMixin):
         finally:
             net.aux_sink = None
 
+    def distils(self) -> bool:
+        """True when some distillation term has a weight (``_noKD`` and ``_initOnly`` have none)."""
+        w = self.distillation_weights()
+        return self.use_teacher and any((w.att, w.feat, w.prob, w.lskd, w.gram, w.adv))
+
     def train_step(self, batch: dict) -> dict:
-        if not self.use_teacher:
+        if not self.distils():
+            # modality dropout alone (nnU-Net's step on the dropped input); no teacher forward needed
             return super().train_step(batch)
         data = batch["data"].to(self.device, non_blocking=True)
         target = batch["target"]
@@ -195,7 +201,7 @@ class MSTKDStudentMixin(ModalityDropoutMixin, MSTKDNetworkMixin):
 
     def on_epoch_end(self):
         super().on_epoch_end()
-        if self.local_rank == 0 and self.use_teacher:
+        if self.local_rank == 0 and self.distils():
             plot_loss_terms(self.logger.local_logger.my_fantastic_logging, self.output_folder)
 
     # ---- checkpoints --------------------------------------------------------------------------------------

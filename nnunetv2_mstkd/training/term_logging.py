@@ -37,17 +37,29 @@ def log_epoch_terms(logging: dict, epoch_means: Mapping[str, float], epoch: int)
             values.append(value)
 
 
-def fraction_summary(epoch_means: Mapping[str, float]) -> str:
-    """One log line: each weighted family and its size relative to ``|L_seg|``.
+#: The lowest value nnU-Net's segmentation loss can take: it is cross-entropy (≥ 0) plus the negative
+#: soft Dice (≥ −1), with deep-supervision weights that sum to 1, so a perfect prediction scores −1.
+SEG_LOSS_MINIMUM = -1.0
 
-    nnU-Net's segmentation loss goes negative (Dice enters it with a minus sign), so the
-    reference is its magnitude, which is what the families are weighed against.
+
+def seg_headroom(loss_seg):
+    """``L_seg − (−1)``: how far nnU-Net's loss is from its minimum; positive, unlike ``L_seg`` itself.
+
+    ``L_seg`` crosses zero during training (Dice enters it with a minus sign), so neither it nor
+    ``|L_seg|`` can serve as the scale the distillation terms are read against; its distance from
+    the minimum can.
     """
+    return np.asarray(loss_seg, dtype=float) - SEG_LOSS_MINIMUM
+
+
+def fraction_summary(epoch_means: Mapping[str, float]) -> str:
+    """One log line: each weighted family and its size relative to ``L_seg + 1`` (:func:`seg_headroom`)."""
     seg = epoch_means.get("loss_seg")
     parts = [f"seg {seg:.4f}"] if seg is not None else []
+    head = float(seg_headroom(seg)) if seg is not None else 0.0
     for key in ("loss_mstkd", "loss_dmld", "loss_gsme", "loss_disc"):
         if key in epoch_means:
-            frac = f" ({100 * epoch_means[key] / abs(seg):.1f}% of |seg|)" if seg and key != "loss_disc" else ""
+            frac = f" ({100 * epoch_means[key] / head:.1f}% of seg+1)" if head > 0 and key != "loss_disc" else ""
             parts.append(f"{key[5:]} {epoch_means[key]:.4f}{frac}")
     return "loss terms: " + ", ".join(parts)
 
@@ -55,7 +67,8 @@ def fraction_summary(epoch_means: Mapping[str, float]) -> str:
 #: Panels of ``loss_terms.png``: (title, y label, keys, divide by |L_seg|, log axis).
 _PANELS = (
     ("nnU-Net's segmentation loss", "L_seg (Dice enters with a minus sign)", ("loss_seg",), False, False),
-    ("Weighted families, relative to |L_seg|", "term / |L_seg| (log)", ("loss_mstkd", "loss_dmld", "loss_gsme"),
+    ("Weighted families, relative to L_seg + 1 (its distance from the minimum −1)", "term / (L_seg + 1) (log)",
+     ("loss_mstkd", "loss_dmld", "loss_gsme"),
      True, True),
     ("Unweighted parts and the discriminator", "value (log)", ("loss_att", "loss_feat", "loss_prob", "loss_lskd",
                                                                "loss_gram", "loss_adv", "loss_disc"), False, True),
@@ -67,15 +80,15 @@ def plot_loss_terms(logging: Mapping[str, Sequence[float]], output_folder: str,
     """Plot the logged loss terms per epoch to ``output_folder/filename``; returns the path.
 
     Three panels: nnU-Net's segmentation loss on a linear axis (it goes negative), the weighted
-    families as fractions of ``|L_seg|`` on a log axis (what each adds to the gradient's
-    budget), and the unweighted parts on a log axis. Every curve of a panel has its own colour.
+    families as fractions of ``L_seg + 1`` (:func:`seg_headroom`, positive) on a log axis, and the
+    unweighted parts on a log axis. Every curve of a panel has its own colour.
     """
     import matplotlib
 
     matplotlib.use("agg")
     import matplotlib.pyplot as plt
 
-    seg = np.abs(np.asarray(logging.get("loss_seg", []), dtype=float))
+    seg = seg_headroom(logging.get("loss_seg", []))
     fig, axes = plt.subplots(3, 1, figsize=(11, 11), sharex=True, layout="constrained")
     colours = plt.get_cmap("tab10").colors
     for ax, (title, ylabel, keys, relative, log) in zip(axes, _PANELS):
