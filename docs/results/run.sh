@@ -1,48 +1,61 @@
 #!/usr/bin/env bash
 # The exact commands behind docs/results.md. CPU only, 2 cores; each step is skipped when done.
-# Usage: [STAGE2=0] bash docs/results/run.sh [WORKDIR] [SCHEDULE]   (STAGE2=0: skip the ablations)
+# Usage: bash docs/results/run.sh [WORKDIR]
+#
+# Two synthetic datasets, generated with different seeds:
+#   992 (seed 7)    tuning: every choice of weights and remedies was made on its fold 0;
+#   993 (seed 2026) held out: never used while choosing; 42 cases, 3-fold cross-validation
+#                   (nnU-Net's own split helper), every model trained on each fold, each fold's
+#                   model benchmarked on its own 14 validation cases (42 cases in all).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 source "$ROOT/scripts/setup_env.sh"
 WORK="$(realpath -m "${1:-/tmp/mstkd_results}")"
-SCHEDULE="${2:-10ep25it}"
+S=10ep25it
 export nnUNet_raw="$WORK/nnUNet_raw" nnUNet_preprocessed="$WORK/nnUNet_preprocessed" nnUNet_results="$WORK/nnUNet_results"
 export nnUNet_extTrainer="$(mstkd_trainers_dir)${nnUNet_extTrainer:+:$nnUNet_extTrainer}"
 export nnUNet_def_n_proc=1
 mkdir -p "$WORK/logs"
-ID=992
-# 40 training cases (5-fold split; fold 0 trains on 32 and validates on 8), 20 spare test cases, 48³ voxels
-[ -d "$nnUNet_raw/Dataset${ID}_SynthBraTS" ] || mstkd_synth -d $ID --cases 40 --test-cases 20 --size 48 --seed 7
-[ -f "$nnUNet_preprocessed/Dataset${ID}_SynthBraTS/nnUNetPlansCPU.json" ] || {
-    nnUNetv2_plan_and_preprocess -d $ID -c 3d_fullres -np 1 -npfp 1 --verify_dataset_integrity > "$WORK/logs/plan.log"
-    mstkd_apply_plans -d $ID; }
-train() {  # train TRAINER unless finished; continue an interrupted run
-    local TR="$1" FOLD="$nnUNet_results/Dataset${ID}_SynthBraTS/${1}__nnUNetPlansCPU__3d_fullres/fold_0" C=""
+prepare() {  # prepare ID SEED CASES TEST_CASES
+    [ -d "$nnUNet_raw/Dataset${1}_SynthBraTS" ] || mstkd_synth -d "$1" --cases "$3" --test-cases "$4" --size 48 --seed "$2"
+    [ -f "$nnUNet_preprocessed/Dataset${1}_SynthBraTS/nnUNetPlansCPU.json" ] || {
+        nnUNetv2_plan_and_preprocess -d "$1" -c 3d_fullres -np 1 -npfp 1 --verify_dataset_integrity > "$WORK/logs/plan_$1.log"
+        mstkd_apply_plans -d "$1"; }
+}
+train() {  # train ID FOLD TRAINER, unless finished; continue an interrupted run
+    local FOLD="$nnUNet_results/Dataset${1}_SynthBraTS/${3}__nnUNetPlansCPU__3d_fullres/fold_$2" C=""
     [ -f "$FOLD/checkpoint_final.pth" ] && return 0
     [ -f "$FOLD/checkpoint_latest.pth" ] && C="--c"
-    echo "[$(date +%T)] training $TR"
-    nnUNet_n_proc_DA=0 nnUNetv2_train $ID 3d_fullres 0 -p nnUNetPlansCPU -tr "$TR" -device cpu $C \
-        > "$WORK/logs/train_$TR.log" 2>&1
+    echo "[$(date +%T)] training $3 on $1 fold $2"
+    nnUNet_n_proc_DA=0 nnUNetv2_train "$1" 3d_fullres "$2" -p nnUNetPlansCPU -tr "$3" -device cpu $C \
+        > "$WORK/logs/train_$1_$2_$3.log" 2>&1
 }
-bench() {  # bench OUT TRAINER...: all 15 subsets on the 8 fold-0 validation cases, unless done
-    local OUT="$1"; shift
+bench() {  # bench OUT ID "FOLDS" TRAINER...
+    local OUT="$1" ID="$2" FOLDS="$3"; shift 3
     [ -f "$OUT/summary.json" ] && return 0
     echo "[$(date +%T)] benchmark -> $OUT"
     # nnU-Net's predictor caps torch's threads at nnUNet_def_n_proc; the benchmark starts no worker pools
-    nnUNet_def_n_proc=2 mstkd_benchmark -d $ID -c 3d_fullres -f 0 -p nnUNetPlansCPU -tr "$@" -o "$OUT" -device cpu --disable_tta \
-        --reference "nnUNetTrainerMSTKD_${SCHEDULE}"
+    nnUNet_def_n_proc=2 mstkd_benchmark -d "$ID" -c 3d_fullres -f $FOLDS -p nnUNetPlansCPU -tr "$@" -o "$OUT" \
+        -device cpu --disable_tta --disable_progress_bar
 }
-# Stage 1: the baselines, the teacher and the student.
-MAIN=""
-for T in nnUNetTrainer nnUNetTrainerModalityDropout nnUNetTrainerMSTKDTeacher nnUNetTrainerMSTKD; do
-    train "${T}_${SCHEDULE}"; MAIN="$MAIN ${T}_${SCHEDULE}"
+# Tuning dataset, fold 0: the student from the teacher's weights and from random weights.
+prepare 992 7 40 20
+for T in nnUNetTrainerMSTKDTeacher nnUNetTrainerMSTKD nnUNetTrainerMSTKD_noInit; do train 992 0 "${T}_$S"; done
+bench "$WORK/tuning" 992 0 "nnUNetTrainerMSTKD_$S" "nnUNetTrainerMSTKD_noInit_$S"
+# Held-out dataset, three folds.
+prepare 993 2026 42 0
+SPLITS="$nnUNet_preprocessed/Dataset993_SynthBraTS/splits_final.json"
+[ -f "$SPLITS" ] || python - "$nnUNet_raw/Dataset993_SynthBraTS/labelsTr" "$SPLITS" <<'PY'
+import json, os, sys
+from nnunetv2.utilities.crossval_split import generate_crossval_split
+ids = sorted(f[:-len(".nii.gz")] for f in os.listdir(sys.argv[1]) if f.endswith(".nii.gz"))
+json.dump(generate_crossval_split(ids, seed=12345, n_splits=3), open(sys.argv[2], "w"), indent=1)
+PY
+MAIN="nnUNetTrainer nnUNetTrainerModalityDropout nnUNetTrainerMSTKD_noKD nnUNetTrainerMSTKD"
+for F in 0 1 2; do
+    for T in nnUNetTrainerMSTKDTeacher $MAIN; do train 993 $F "${T}_$S"; done
 done
-bench "$WORK/benchmark" $MAIN
-# Stage 2: the four ablations (same teacher, same schedule).
-[ "${STAGE2:-1}" = 1 ] || exit 0
-ABL=""
-for T in nnUNetTrainerMSTKD_noMSTKD nnUNetTrainerMSTKD_noDMLD nnUNetTrainerMSTKD_noGSME nnUNetTrainerMSTKD_noKD; do
-    train "${T}_${SCHEDULE}"; ABL="$ABL ${T}_${SCHEDULE}"
-done
-bench "$WORK/benchmark_ablations" $MAIN $ABL
+bench "$WORK/heldout" 993 "0 1 2" $(for T in $MAIN; do echo "${T}_$S"; done)
+for F in 0 1 2; do train 993 $F "nnUNetTrainerMSTKD_initOnly_$S"; done
+bench "$WORK/heldout_init" 993 "0 1 2" "nnUNetTrainerMSTKD_$S" "nnUNetTrainerMSTKD_initOnly_$S"
 echo "[$(date +%T)] done"
