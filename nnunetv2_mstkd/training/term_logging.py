@@ -67,10 +67,10 @@ def fraction_summary(epoch_means: Mapping[str, float]) -> str:
 #: Panels of ``loss_terms.png``: (title, y label, keys, divide by |L_seg|, log axis).
 _PANELS = (
     ("nnU-Net's segmentation loss", "L_seg (Dice enters with a minus sign)", ("loss_seg",), False, False),
-    ("Weighted families, relative to L_seg + 1 (its distance from the minimum −1)", "term / (L_seg + 1) (log)",
+    ("Weighted families, relative to L_seg + 1 (its distance from the minimum −1)", "term / (L_seg + 1), log",
      ("loss_mstkd", "loss_dmld", "loss_gsme"),
      True, True),
-    ("Unweighted parts and the discriminator", "value (log)", ("loss_att", "loss_feat", "loss_prob", "loss_lskd",
+    ("Unweighted parts and the discriminator", "value, log", ("loss_att", "loss_feat", "loss_prob", "loss_lskd",
                                                                "loss_gram", "loss_adv", "loss_disc"), False, True),
 )
 
@@ -87,34 +87,41 @@ def plot_loss_terms(logging: Mapping[str, Sequence[float]], output_folder: str,
 
     matplotlib.use("agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     seg = seg_headroom(logging.get("loss_seg", []))
-    fig, axes = plt.subplots(3, 1, figsize=(11, 11), sharex=True, layout="constrained")
-    colours = plt.get_cmap("tab10").colors
-    for ax, (title, ylabel, keys, relative, log) in zip(axes, _PANELS):
-        drawn = 0
-        for i, key in enumerate(keys):
-            values = np.asarray(logging.get(key, []), dtype=float)
-            if relative:
-                n = min(values.size, seg.size)
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    values = values[:n] / seg[:n]
-            if log:
-                values = np.where(values > 0, values, np.nan)
-            if not (values.size and np.isfinite(values).any()):
-                continue
-            ax.plot(np.arange(values.size), values, label=TERM_LABELS[key], color=colours[i % len(colours)],
-                    linewidth=2, marker="o" if values.size < 30 else None, markersize=3)
-            drawn += 1
-        if log and drawn:
-            ax.set_yscale("log")
-        ax.set_title(title, loc="left", fontsize=11)
-        ax.set_ylabel(ylabel)
-        ax.grid(alpha=0.3, which="both")
-        if drawn:
-            ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9, frameon=False)
-    axes[-1].set_xlabel("epoch")
-    fig.suptitle("MST-KD loss terms (per-epoch means)")
+    # nnU-Net's own progress plot sets a global seaborn style with 2.5x fonts in the training process
+    with plt.style.context("default"):
+        fig, axes = plt.subplots(3, 1, figsize=(11, 11), sharex=True, layout="constrained")
+        colours = plt.get_cmap("tab10").colors
+        for ax, (title, ylabel, keys, relative, log) in zip(axes, _PANELS):
+            drawn = 0
+            for i, key in enumerate(keys):
+                values = np.asarray(logging.get(key, []), dtype=float)
+                if relative:
+                    n = min(values.size, seg.size)
+                    with np.errstate(divide="ignore", invalid="ignore"):
+                        values = values[:n] / seg[:n]
+                if log:
+                    values = np.where(values > 0, values, np.nan)
+                if not (values.size and np.isfinite(values).any()):
+                    continue
+                ax.plot(np.arange(values.size), values, label=TERM_LABELS[key], color=colours[i % len(colours)],
+                        linewidth=2, marker="o" if values.size < 30 else None, markersize=3)
+                drawn += 1
+            if log and drawn:
+                ax.set_yscale("log")
+                ax.yaxis.set_minor_formatter(NullFormatter())
+                if relative:  # often within one decade: label 1-2-5 steps, as percentages
+                    ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+                    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{100 * v:g} %"))
+            ax.set_title(title, loc="left", fontsize=11)
+            ax.set_ylabel(ylabel)
+            ax.grid(alpha=0.3, which="both")
+            if drawn:
+                ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9, frameon=False)
+        axes[-1].set_xlabel("epoch")
+        fig.suptitle("MST-KD loss terms (per-epoch means)")
     path = os.path.join(output_folder, filename)
     fig.savefig(path, dpi=100)
     plt.close(fig)
