@@ -53,12 +53,16 @@ def fold_summary(rows: Iterable[dict], subset_order: Sequence[str]) -> dict:
     return {"folds": list(folds), "results": results}
 
 
+def _shown(value: float, metric: str) -> str:
+    """A value as the tables print it: Dice in %, HD95 in mm, one decimal; "–" when undefined."""
+    return "–" if not math.isfinite(value) else f"{(100.0 if metric == 'Dice' else 1.0) * value:.1f}"
+
+
 def _cell(stats: dict, metric: str) -> str:
-    scale = 100.0 if metric == "Dice" else 1.0
     if not math.isfinite(stats["mean"]):
         return "–"
-    sd = f" ± {scale * stats['sd']:.1f}" if math.isfinite(stats["sd"]) else ""
-    return f"{scale * stats['mean']:.1f}{sd}"
+    sd = f" ± {_shown(stats['sd'], metric)}" if math.isfinite(stats["sd"]) else ""
+    return f"{_shown(stats['mean'], metric)}{sd}"
 
 
 def fold_markdown(summary: dict, models: Sequence[str], regions: Sequence[str]) -> str:
@@ -84,6 +88,6 @@ def fold_markdown(summary: dict, models: Sequence[str], regions: Sequence[str]) 
             for m in metrics:
                 for r in regions:
                     v = res.get(r, {}).get(m, {}).get("per_fold", {}).get(fold, math.nan)
-                    values.append("–" if not math.isfinite(v) else f"{(100 if m == 'Dice' else 1) * v:.1f}")
+                    values.append(_shown(v, m))
             per_fold.append(f"| {model} | {fold} | " + " | ".join(values) + " |")
     return "\n".join(lines) + "\n\nPer fold:\n\n" + "\n".join(per_fold) + "\n"

@@ -49,8 +49,8 @@ def correlation_matrix(f: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     check_tensor(f, "feature map")
     if f.ndim < 3:
         raise ValueError(f"correlation_matrix expects (B, C, *spatial), got shape {tuple(f.shape)}.")
-    x = standardize_per_channel(f, eps).flatten(2)
-    return torch.bmm(x, x.transpose(1, 2)) / x.shape[2]
+    # gram_matrix divides by C·N; a correlation divides by N only
+    return gram_matrix(standardize_per_channel(f, eps)) * f.shape[1]
 
 
 def gram_loss(student_feats: Sequence[torch.Tensor], teacher_feats: Sequence[torch.Tensor],
