@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The exact commands behind docs/results.md. CPU only, 2 cores; each step is skipped when done.
-# Usage: bash docs/results/run.sh [WORKDIR]
+# Usage: bash docs/results/run.sh [WORKDIR [SECTION...]]
+#   SECTION: tuning, heldout, heldout_init, heldout_ablations (default: all, in this order)
 #
 # Two synthetic datasets, generated with different seeds:
 #   992 (seed 7)    tuning: every choice of weights and remedies was made on its fold 0;
@@ -16,6 +17,9 @@ export nnUNet_raw="$WORK/nnUNet_raw" nnUNet_preprocessed="$WORK/nnUNet_preproces
 export nnUNet_extTrainer="$(mstkd_trainers_dir)${nnUNet_extTrainer:+:$nnUNet_extTrainer}"
 export nnUNet_def_n_proc=1
 mkdir -p "$WORK/logs"
+shift || true
+SECTIONS="${*:-tuning heldout heldout_init heldout_ablations}"
+want() { [[ " $SECTIONS " == *" $1 "* ]]; }
 prepare() {  # prepare ID SEED CASES TEST_CASES
     [ -d "$nnUNet_raw/Dataset${1}_SynthBraTS" ] || mstkd_synth -d "$1" --cases "$3" --test-cases "$4" --size 48 --seed "$2"
     [ -f "$nnUNet_preprocessed/Dataset${1}_SynthBraTS/nnUNetPlansCPU.json" ] || {
@@ -39,9 +43,11 @@ bench() {  # bench OUT ID "FOLDS" TRAINER...
         -device cpu --disable_tta --disable_progress_bar
 }
 # Tuning dataset, fold 0: the student from the teacher's weights and from random weights.
-prepare 992 7 40 20
-for T in nnUNetTrainerMSTKDTeacher nnUNetTrainerMSTKD nnUNetTrainerMSTKD_noInit; do train 992 0 "${T}_$S"; done
-bench "$WORK/tuning" 992 0 "nnUNetTrainerMSTKD_$S" "nnUNetTrainerMSTKD_noInit_$S"
+if want tuning; then
+    prepare 992 7 40 20
+    for T in nnUNetTrainerMSTKDTeacher nnUNetTrainerMSTKD nnUNetTrainerMSTKD_noInit; do train 992 0 "${T}_$S"; done
+    bench "$WORK/tuning" 992 0 "nnUNetTrainerMSTKD_$S" "nnUNetTrainerMSTKD_noInit_$S"
+fi
 # Held-out dataset, three folds.
 prepare 993 2026 42 0
 SPLITS="$nnUNet_preprocessed/Dataset993_SynthBraTS/splits_final.json"
@@ -52,10 +58,19 @@ ids = sorted(f[:-len(".nii.gz")] for f in os.listdir(sys.argv[1]) if f.endswith(
 json.dump(generate_crossval_split(ids, seed=12345, n_splits=3), open(sys.argv[2], "w"), indent=1)
 PY
 MAIN="nnUNetTrainer nnUNetTrainerModalityDropout nnUNetTrainerMSTKD_noKD nnUNetTrainerMSTKD"
-for F in 0 1 2; do
-    for T in nnUNetTrainerMSTKDTeacher $MAIN; do train 993 $F "${T}_$S"; done
-done
-bench "$WORK/heldout" 993 "0 1 2" $(for T in $MAIN; do echo "${T}_$S"; done)
-for F in 0 1 2; do train 993 $F "nnUNetTrainerMSTKD_initOnly_$S"; done
-bench "$WORK/heldout_init" 993 "0 1 2" "nnUNetTrainerMSTKD_$S" "nnUNetTrainerMSTKD_initOnly_$S"
+ABL="nnUNetTrainerMSTKD nnUNetTrainerMSTKD_noMSTKD nnUNetTrainerMSTKD_noDMLD nnUNetTrainerMSTKD_noGSME"
+for F in 0 1 2; do train 993 $F "nnUNetTrainerMSTKDTeacher_$S"; done
+if want heldout; then
+    for F in 0 1 2; do for T in $MAIN; do train 993 $F "${T}_$S"; done; done
+    bench "$WORK/heldout" 993 "0 1 2" $(for T in $MAIN; do echo "${T}_$S"; done)
+fi
+if want heldout_init; then
+    for F in 0 1 2; do for T in nnUNetTrainerMSTKD nnUNetTrainerMSTKD_initOnly; do train 993 $F "${T}_$S"; done; done
+    bench "$WORK/heldout_init" 993 "0 1 2" "nnUNetTrainerMSTKD_$S" "nnUNetTrainerMSTKD_initOnly_$S"
+fi
+# The three family ablations, each against the full student trained on the same folds and teachers.
+if want heldout_ablations; then
+    for F in 0 1 2; do for T in $ABL; do train 993 $F "${T}_$S"; done; done
+    bench "$WORK/heldout_ablations" 993 "0 1 2" $(for T in $ABL; do echo "${T}_$S"; done)
+fi
 echo "[$(date +%T)] done"
