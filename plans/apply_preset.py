@@ -19,6 +19,8 @@ import copy
 import json
 import os
 
+from nnunetv2_mstkd.atomic_io import write_json
+
 PRESET_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -115,10 +117,7 @@ def apply_preset(dataset: str | int, preset: str = "cpu", source_plans: str = "n
     new_plans = apply_preset_to_plans(plans, preset_dict)
     identifier = preset_dict["plans_identifier"]
     dst = os.path.join(folder, identifier + ".json")
-    tmp = dst + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(new_plans, f, indent=2)
-    os.replace(tmp, dst)
+    write_json(new_plans, dst)
 
     missing = [c for c in preset_dict["configurations"] if c in new_plans["configurations"]
                and not os.path.isdir(os.path.join(folder, new_plans["configurations"][c].get("data_identifier", "")))]

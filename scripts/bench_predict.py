@@ -4,7 +4,7 @@ Both commands run as CLIs (start-up included), interleaved, ``--repeats`` times;
 the table gives the median wall time. A second table times single cases in
 this process (no start-up): nnU-Net's preprocessing, sliding window and
 segmentation through ``nnUNetPredictor`` against the same through
-``MaskedPredictor`` with the channel absent. Prints Markdown (and writes it to
+``MissingModalityPredictor`` with the channel absent. Prints Markdown (and writes it to
 ``--out``). Run it on an otherwise idle machine.
 
 Without ``-m``/``-i`` it prepares, in ``--root``, a short CPU model on the
@@ -67,13 +67,14 @@ def in_process(model: str, images: str, folds, missing: str, disable_tta: bool, 
     from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
 
     from nnunetv2_mstkd.inference.case_files import find_cases
-    from nnunetv2_mstkd.inference.masked_predictor import MaskedPredictor
+    from nnunetv2_mstkd.inference.predictor import MissingModalityPredictor
     from nnunetv2_mstkd.modalities import resolve_channels
 
     device = torch.device("cpu")
     stock = nnUNetPredictor(use_mirroring=not disable_tta, device=device, allow_tqdm=False)
     stock.initialize_from_trained_model_folder(model, folds)
-    masked = MaskedPredictor(model, folds, device=device, use_mirroring=not disable_tta, allow_tqdm=False)
+    masked = MissingModalityPredictor.from_model_folder(model, folds, device=device, use_mirroring=not disable_tta,
+                                                        allow_tqdm=False)
     ending = stock.dataset_json["file_ending"]
     complete = find_cases(images, masked.channel_names, ending)
     cut = find_cases(images, masked.channel_names, ending, resolve_channels([missing], masked.channel_names))
@@ -164,7 +165,7 @@ def main() -> None:
         lines.append(f"| `{name}` | {statistics.median(w):.2f} | {min(w):.2f} | {max(w):.2f} | "
                      f"{statistics.median(w) / base:.3f} |")
     lines += ["", f"## In process, per case, no start-up (median over {args.repeats} x {n_cases} cases)", "",
-              f"| step | nnUNetPredictor, all channels | MaskedPredictor, {args.missing} absent | ratio |",
+              f"| step | nnUNetPredictor, all channels | MissingModalityPredictor, {args.missing} absent | ratio |",
               "|---|---|---|---|",
               f"| preprocessing | {per_case['stock_pre']:.3f} s | {per_case['masked_pre']:.3f} s | "
               f"{per_case['masked_pre'] / per_case['stock_pre']:.3f} |",

@@ -17,11 +17,12 @@ import pytest
 import SimpleITK as sitk
 import torch
 
+from nnunetv2_mstkd.atomic_io import atomic_path
 from nnunetv2_mstkd.evaluation.benchmark import OUTPUT_FILES, main, run_benchmark
 from nnunetv2_mstkd.evaluation.cases import evaluation_regions, folder_cases
 from nnunetv2_mstkd.evaluation.metrics import BRATS_REGIONS
-from nnunetv2_mstkd.evaluation.outputs import atomic_path, timing_markdown
-from nnunetv2_mstkd.inference.masked_predictor import MaskedPredictor
+from nnunetv2_mstkd.evaluation.outputs import timing_markdown
+from nnunetv2_mstkd.inference.predictor import MissingModalityPredictor
 from nnunetv2_mstkd.modalities import BRATS_CHANNELS
 
 from conftest import CONFIGURATION, PLANS, bin_path, nnunet_env, run
@@ -124,7 +125,7 @@ def test_all_subset_is_what_stock_nnunet_predicts_and_is_scored_as_saved(benchma
     predictor.predict_from_files_sequential([images], [str(tmp_path / case)], False, True, None)
     stock = _read(tmp_path / f"{case}.nii.gz")
     ours = _read(out / "predictions" / MODELS[0] / "All" / f"{case}.nii.gz")
-    # On CPU the benchmark runs each tile as a batch of two (inference/cpu_batching.py): the same
+    # On CPU the benchmark runs each tile as a batch of two (network/cpu_batching.py): the same
     # network output up to float rounding, so only voxels at a near-tie of two classes may differ.
     assert stock.any() and ours.shape == stock.shape
     assert (ours != stock).mean() <= 1e-3
@@ -169,13 +170,13 @@ def test_folder_mode_on_a_test_case_preprocesses_it_once_for_both_models(benchma
     for key in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results", "nnUNet_extTrainer"):
         monkeypatch.setenv(key, nnunet_env(root)[key])
     calls = []
-    original = MaskedPredictor.preprocess
+    original = MissingModalityPredictor.preprocess
 
     def counted(self, image_files, case_id=None):
         calls.append(case_id)
         return original(self, image_files, case_id)
 
-    monkeypatch.setattr(MaskedPredictor, "preprocess", counted)
+    monkeypatch.setattr(MissingModalityPredictor, "preprocess", counted)
     raw = _dataset_folder(root, "raw")
     # One of the two test cases keeps the run short; labelsTs holds both references.
     case = sorted(p.name[:-len(".nii.gz")] for p in (raw / "labelsTs").glob("*.nii.gz"))[0]

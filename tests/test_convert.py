@@ -11,15 +11,15 @@ import pytest
 import SimpleITK as sitk
 from nnunetv2.experiment_planning.verify_dataset_integrity import verify_dataset_integrity
 
+from nnunetv2_mstkd.atomic_io import atomic_path, partial_path
 from nnunetv2_mstkd.data.convert import (
     CONVENTIONS,
     REPORT_NAME,
     SCHEMES,
     convert_dataset,
     dataset_folder,
-    find_cases,
+    find_download_cases,
 )
-from nnunetv2_mstkd.data.convert.atomic import atomic_output, partial_path
 from nnunetv2_mstkd.data.convert.schemes import CHANNEL_NAMES
 from nnunetv2_mstkd.modalities import BRATS_CHANNELS
 
@@ -266,11 +266,11 @@ def test_failed_write_leaves_no_half_case(tmp_path, monkeypatch):
     assert os.listdir(os.path.join(report.dataset_dir, "imagesTr")) == []
 
 
-def test_atomic_output_keeps_old_file_on_failure(tmp_path):
+def test_atomic_path_keeps_old_file_on_failure(tmp_path):
     (tmp_path / "out").mkdir()
     target = tmp_path / "out" / "a.nii.gz"
     target.write_bytes(b"old")
-    with pytest.raises(RuntimeError), atomic_output(str(target)) as tmp:
+    with pytest.raises(RuntimeError), atomic_path(str(target)) as tmp:
         open(tmp, "wb").write(b"half")
         raise RuntimeError("interrupted")
     assert target.read_bytes() == b"old" and os.listdir(tmp_path / "out") == ["a.nii.gz"]
@@ -280,7 +280,7 @@ def test_duplicate_sequence_files(tmp_path):
     src = tmp_path / "src"
     paths = write_case(src, "brats2021", "BraTS2021_00000")
     shutil.copy(paths["t1"], src / "BraTS2021_00000_t1.nii.gz")
-    cases, _ = find_cases("brats2021", str(src))
+    cases, _ = find_download_cases("brats2021", str(src))
     assert len(cases) == 1 and "'t1' is present twice" in cases[0].duplicates[0]
     report = convert_dataset("brats2021", str(src), 22, num_processes=1)
     assert str(src / "BraTS2021_00000_t1.nii.gz") in report.errors["BraTS2021_00000"]

@@ -3,7 +3,7 @@ import torch
 from dynamic_network_architectures.architectures.unet import PlainConvUNet
 from torch import nn
 
-from nnunetv2_mstkd.inference.cpu_batching import pair_cpu_batches
+from nnunetv2_mstkd.network.cpu_batching import pair_cpu_batches
 
 
 def small_unet(deep_supervision: bool) -> nn.Module:

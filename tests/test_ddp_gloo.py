@@ -7,8 +7,8 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from nnunetv2_mstkd.network.discriminator import (
-    StyleDiscriminator,
+from nnunetv2_mstkd.network.discriminator import StyleDiscriminator
+from nnunetv2_mstkd.training.discriminator_training import (
     broadcast_module,
     discriminator_step,
     make_discriminator_optimizer,

@@ -5,11 +5,8 @@ import pytest
 import torch
 
 from nnunetv2_mstkd.losses import discriminator_loss, generator_loss
-from nnunetv2_mstkd.network.discriminator import (
-    StyleDiscriminator,
-    discriminator_step,
-    make_discriminator_optimizer,
-)
+from nnunetv2_mstkd.network.discriminator import StyleDiscriminator
+from nnunetv2_mstkd.training.discriminator_training import discriminator_step, make_discriminator_optimizer
 
 
 @pytest.mark.parametrize("dim, shape", [

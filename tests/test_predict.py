@@ -1,4 +1,4 @@
-"""``mstkd_predict`` and :class:`MaskedPredictor` against real nnU-Net on the session's trained model."""
+"""``mstkd_predict`` and :class:`MissingModalityPredictor` against real nnU-Net on the session's trained model."""
 from __future__ import annotations
 
 import json
@@ -12,9 +12,9 @@ import torch
 from nnunetv2.inference.export_prediction import convert_predicted_logits_to_segmentation_with_correct_shape
 from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
 
-from nnunetv2_mstkd.inference.atomic_export import PARTIAL_MARKER, export_atomically
-from nnunetv2_mstkd.inference.masked_predictor import MaskedPredictor
+from nnunetv2_mstkd.atomic_io import PARTIAL_MARKER
 from nnunetv2_mstkd.inference.predict import main, predict_missing
+from nnunetv2_mstkd.inference.predictor import MissingModalityPredictor
 from nnunetv2_mstkd.modalities import zero_absent_channels
 
 from conftest import CONFIGURATION, PLANS, bin_path, nnunet_env, run
@@ -23,7 +23,8 @@ pytestmark = pytest.mark.e2e
 TRAINER = "nnUNetTrainer_1ep10it"
 CASE = "SynthBraTS_test000"
 OTHER = "SynthBraTS_test001"
-FAST = {"device": "cpu", "disable_tta": True, "num_processes_preprocessing": 0, "num_processes_segmentation_export": 0}
+FAST = {"device": "cpu", "disable_tta": True, "num_processes_preprocessing": 0, "num_processes_segmentation_export": 1,
+        "disable_progress_bar": True}
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +40,8 @@ def images_ts(planned_dataset):
 
 @pytest.fixture(scope="module")
 def masked(model):
-    return MaskedPredictor(model, folds=(0,), device="cpu", use_mirroring=False, allow_tqdm=False)
+    return MissingModalityPredictor.from_model_folder(model, folds=(0,), device="cpu", use_mirroring=False,
+                                                      allow_tqdm=False)
 
 
 def _copy_case(images_ts, case, folder, channels=(0, 1, 2, 3), rename=None):
@@ -64,8 +66,8 @@ def test_missing_option_equals_absent_file_equals_training_time_masking(model, i
     r1 = predict_missing(str(full), str(tmp_path / "o1"), model, missing=["t1gd"], log=lines.append, **FAST)
     r2 = predict_missing(str(cut), str(tmp_path / "o2"), model, log=lines.append, **FAST)
     assert r1["absent"] == r2["absent"] == {CASE: ["T1ce"]} and r1["predicted"] == r2["predicted"] == [CASE]
-    assert f"case {CASE}: predicting without T1ce (--missing)" in lines
-    assert f"case {CASE}: predicting without T1ce (file {CASE}_0001.nii.gz absent)" in lines
+    assert f"[1/1] case {CASE}: predicting without T1ce (--missing)" in lines
+    assert f"[1/1] case {CASE}: predicting without T1ce (file {CASE}_0001.nii.gz absent)" in lines
     seg_option, seg_absent = _seg(tmp_path / "o1" / f"{CASE}.nii.gz"), _seg(tmp_path / "o2" / f"{CASE}.nii.gz")
     assert np.array_equal(seg_option, seg_absent)
 
@@ -118,9 +120,9 @@ def test_preprocessing_key_ignores_network_fields_only(model, masked, tmp_path):
         plans = json.load(open(os.path.join(model, "plans.json")))
         edit(plans["configurations"][CONFIGURATION])
         json.dump(plans, open(folder / "plans.json", "w"))
-        return MaskedPredictor(str(folder), device="cpu").preprocessing_key()
+        return MissingModalityPredictor.from_model_folder(str(folder), device="cpu").preprocessing_key()
 
-    assert masked.preprocessing_key() == MaskedPredictor(model, device="cpu").preprocessing_key()
+    assert masked.preprocessing_key() == MissingModalityPredictor.from_model_folder(model).preprocessing_key()
     assert variant("patch", lambda c: c.update(patch_size=[16, 16, 16], batch_size=5)) == masked.preprocessing_key()
     assert variant("norm", lambda c: c.update(use_mask_for_norm=[False] * 4)) != masked.preprocessing_key()
     assert variant("spacing", lambda c: c.update(spacing=[1.5, 1.5, 1.5])) != masked.preprocessing_key()
@@ -133,7 +135,7 @@ def test_cli_without_missing_channels_equals_stock_nnunet_predict(model, planned
              "-device", "cpu", "-npp", "1", "-nps", "1"]
     run([bin_path("nnUNetv2_predict"), "-i", str(images_ts), "-o", str(tmp_path / "stock"), *flags], env)
     proc = run([bin_path("mstkd_predict"), "-i", str(images_ts), "-o", str(tmp_path / "ours"), *flags], env)
-    assert f"case {CASE}: all channels present" in proc.stdout and "[2/2] predicting" in proc.stdout
+    assert f"[1/2] case {CASE}: all channels present" in proc.stdout and f"[2/2] case {OTHER}" in proc.stdout
     for case in (CASE, OTHER):
         a, b = sitk.ReadImage(str(tmp_path / "stock" / f"{case}.nii.gz")), sitk.ReadImage(
             str(tmp_path / "ours" / f"{case}.nii.gz"))
@@ -142,6 +144,9 @@ def test_cli_without_missing_channels_equals_stock_nnunet_predict(model, planned
         assert (a.GetSpacing(), a.GetOrigin(), a.GetDirection()) == (b.GetSpacing(), b.GetOrigin(), b.GetDirection())
     for name in ("dataset.json", "plans.json"):
         assert json.load(open(tmp_path / "stock" / name)) == json.load(open(tmp_path / "ours" / name))
+    stock_args = json.load(open(tmp_path / "stock" / "predict_from_raw_data_args.json"))
+    our_args = json.load(open(tmp_path / "ours" / "predict_from_raw_data_args.json"))
+    assert our_args["num_processes_segmentation_export"] == stock_args["num_processes_segmentation_export"] == 1
     assert json.load(open(tmp_path / "ours" / "missing_modalities.json"))["cases"] == {CASE: [], OTHER: []}
     assert _no_partial_files(tmp_path / "ours")
 
@@ -153,14 +158,22 @@ def test_cli_bad_cases_fail_loudly_and_the_others_are_predicted(model, images_ts
     img = sitk.ReadImage(str(images_ts / f"{CASE}_0002.nii.gz"))
     img.SetSpacing((1.0, 1.0, 1.2))
     sitk.WriteImage(img, str(inp / "mism_0002.nii.gz"))
+    _copy_case(images_ts, CASE, inp, channels=(0, 3), rename="nan")
+    img = sitk.ReadImage(str(images_ts / f"{CASE}_0002.nii.gz"))
+    array = sitk.GetArrayFromImage(img)
+    array[0, :2, :2] = np.nan
+    nan_img = sitk.GetImageFromArray(array)
+    nan_img.CopyInformation(img)
+    sitk.WriteImage(nan_img, str(inp / "nan_0002.nii.gz"))
     out = tmp_path / "out"
     # one preprocessing worker process: its errors must come back per case
     with pytest.raises(SystemExit) as info:
         main(["-i", str(inp), "-o", str(out), "-m", model, "-f", "0", "--disable_tta", "-device", "cpu",
-              "-npp", "1", "-nps", "0", "--missing", "T1c", "--disable_progress_bar"])
+              "-npp", "1", "-nps", "1", "--missing", "T1c", "--disable_progress_bar"])
     assert info.value.code == 1
     stdout, stderr = capsys.readouterr()
-    assert "2 case(s) failed: lonely, mism" in stderr
+    assert "3 case(s) failed: lonely, mism, nan" in stderr
+    assert f"case nan: {inp / 'nan_0002.nii.gz'} contains 4 NaN and 0 Inf voxels" in stderr
     assert "case lonely: every channel is absent (T1ce excluded with --missing)" in stderr
     assert "lonely_0000.nii.gz, lonely_0001.nii.gz, lonely_0002.nii.gz, lonely_0003.nii.gz" in stderr
     assert "case mism: channel files disagree in spacing" in stderr
@@ -169,7 +182,7 @@ def test_cli_bad_cases_fail_loudly_and_the_others_are_predicted(model, images_ts
     assert sorted(f for f in os.listdir(out) if f.endswith(".nii.gz")) == [f"{OTHER}.nii.gz"]
     record = json.load(open(out / "missing_modalities.json"))
     assert record["missing"] == ["T1ce"] and record["cases"][OTHER] == ["T1ce"]
-    assert record["cases"]["mism"] == ["T1ce", "FLAIR"] and set(record["failed"]) == {"lonely", "mism"}
+    assert record["cases"]["mism"] == ["T1ce", "FLAIR"] and set(record["failed"]) == {"lonely", "mism", "nan"}
 
 
 def test_unknown_missing_channel_fails_before_any_work(model, images_ts, tmp_path, capsys):
@@ -181,7 +194,7 @@ def test_unknown_missing_channel_fails_before_any_work(model, images_ts, tmp_pat
     assert not (tmp_path / "out").exists()
 
 
-def test_continue_prediction_skips_finished_cases_and_exports_are_atomic(model, images_ts, masked, tmp_path):
+def test_continue_prediction_skips_finished_cases(model, images_ts, tmp_path):
     inp = _copy_case(images_ts, OTHER, _copy_case(images_ts, CASE, tmp_path / "in"))
     out = tmp_path / "out"
     assert predict_missing(str(inp), str(out), model, **FAST)["predicted"] == [CASE, OTHER]
@@ -191,19 +204,55 @@ def test_continue_prediction_skips_finished_cases_and_exports_are_atomic(model, 
     assert again["skipped"] == [CASE] and again["predicted"] == [OTHER]
     assert os.stat(out / f"{CASE}.nii.gz").st_mtime_ns == stamp and _no_partial_files(out)
 
-    # an export that fails after writing .npz/.pkl leaves nothing under the final names, and no temporary files
-    files = [str(inp / f"{CASE}_{i:04d}.nii.gz") for i in range(4)]
-    case = masked.preprocess(files, CASE)
-    logits = masked.predict_logits(case).numpy()
-    broken = dict(case.properties, sitk_stuff=dict(case.properties["sitk_stuff"], direction=(1.0,)))
-    p = masked.predictor
-    target = tmp_path / "atomic"
-    target.mkdir()
-    with pytest.raises(RuntimeError, match="SetDirection"):
-        export_atomically(logits, broken, p.configuration_manager, p.plans_manager, p.dataset_json,
-                          str(target / CASE), save_probabilities=True)
-    assert os.listdir(target) == []
-    export_atomically(logits, case.properties, p.configuration_manager, p.plans_manager, p.dataset_json,
-                      str(target / CASE), save_probabilities=True)
-    assert sorted(os.listdir(target)) == [f"{CASE}.nii.gz", f"{CASE}.npz", f"{CASE}.pkl"]
-    assert np.array_equal(_seg(target / f"{CASE}.nii.gz"), _seg(out / f"{CASE}.nii.gz"))
+
+def test_cli_every_nnunet_flag_gives_stock_outputs(model, planned_dataset, images_ts, tmp_path):
+    """The flags of nnUNetv2_predict 2.8.1 reach nnU-Net's own loop: outputs equal to the stock command's."""
+    root, dataset_id = planned_dataset
+    env = nnunet_env(root)
+    flags = ["-d", str(dataset_id), "-p", PLANS, "-tr", TRAINER, "-c", CONFIGURATION, "-f", "0", "--disable_tta",
+             "-device", "cpu", "-npp", "1", "-nps", "2", "-step_size", "0.75", "-chk", "checkpoint_best.pth",
+             "--save_probabilities", "--not_on_device", "--disable_progress_bar", "--verbose"]
+    run([bin_path("nnUNetv2_predict"), "-i", str(images_ts), "-o", str(tmp_path / "stock"), *flags], env)
+    for part in ("0", "1"):  # two parts into one folder, as two jobs would
+        run([bin_path("mstkd_predict"), "-i", str(images_ts), "-o", str(tmp_path / "ours"), *flags,
+             "-num_parts", "2", "-part_id", part], env)
+    parts = [json.load(open(tmp_path / "ours" / f"missing_modalities_part{k}.json"))["cases"] for k in (0, 1)]
+    assert parts == [{CASE: []}, {OTHER: []}]
+    args = json.load(open(tmp_path / "ours" / "predict_from_raw_data_args.json"))
+    assert (args["num_parts"], args["part_id"], args["save_probabilities"]) == (2, 1, True)
+    for case in (CASE, OTHER):
+        assert np.array_equal(_seg(tmp_path / "stock" / f"{case}.nii.gz"), _seg(tmp_path / "ours" / f"{case}.nii.gz"))
+        a, b = np.load(tmp_path / "stock" / f"{case}.npz"), np.load(tmp_path / "ours" / f"{case}.npz")
+        assert np.array_equal(a["probabilities"], b["probabilities"])
+        assert (tmp_path / "ours" / f"{case}.pkl").is_file()
+    assert _no_partial_files(tmp_path / "ours")
+    # --continue_prediction through the CLI: nothing left to do
+    proc = run([bin_path("mstkd_predict"), "-i", str(images_ts), "-o", str(tmp_path / "ours"), *flags,
+                "--continue_prediction"], env)
+    assert "done: 0 predicted, 2 skipped, 0 failed" in proc.stdout
+
+
+def test_previous_stage_segmentation_is_appended_as_nnunet_does(model, masked, images_ts, tmp_path):
+    """-prev_stage_predictions: our iterator's item equals nnU-Net's own for a case with a previous-stage mask."""
+    from nnunetv2.inference.data_iterators import preprocessing_iterator_fromfiles
+
+    from nnunetv2_mstkd.inference.case_files import find_cases
+    from nnunetv2_mstkd.inference.data_iterator import Job, absent_channel_iterator
+
+    files = [str(images_ts / f"{CASE}_{i:04d}.nii.gz") for i in range(4)]
+    labels = sitk.GetArrayFromImage(sitk.ReadImage(files[0])) > np.percentile(
+        sitk.GetArrayFromImage(sitk.ReadImage(files[0])), 90)
+    seg = sitk.GetImageFromArray(labels.astype(np.uint8) * 2)
+    seg.CopyInformation(sitk.ReadImage(files[0]))
+    seg_file = str(tmp_path / f"{CASE}.nii.gz")
+    sitk.WriteImage(seg, seg_file)
+    p = masked
+    (stock,) = list(preprocessing_iterator_fromfiles([files], [seg_file], [None], p.plans_manager, p.dataset_json,
+                                                     p.configuration_manager, 1))
+    (case,) = find_cases(str(images_ts), p.channel_names, ".nii.gz")[:1]
+    failures = []
+    (ours,) = list(absent_channel_iterator([Job(case, seg_file, None)], p.plans_manager, p.configuration_manager,
+                                           p.dataset_json, 0, lambda c, m: failures.append(m)))
+    n_foreground = len(p.label_manager.foreground_labels)
+    assert ours["data"].shape[0] == 4 + n_foreground and ours["data"][4:].sum() > 0 and not failures
+    assert torch.equal(ours["data"], stock["data"])

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -10,8 +12,9 @@ import SimpleITK as sitk
 import torch
 from nnunetv2.imageio.simpleitk_reader_writer import SimpleITKIO
 
-from nnunetv2_mstkd.inference.atomic_export import is_case_done, save_json_atomically
-from nnunetv2_mstkd.inference.case_files import find_cases, unrecognised_files
+from nnunetv2_mstkd.atomic_io import PARTIAL_MARKER, final_path, partial_path, remove_stale_partials, write_json
+from nnunetv2_mstkd.inference.atomic_export import AtomicSegWriter
+from nnunetv2_mstkd.inference.case_files import case_from_files, find_cases, unrecognised_files
 from nnunetv2_mstkd.inference.channel_reader import read_present_channels
 from nnunetv2_mstkd.inference.predict import resolve_device
 
@@ -112,22 +115,84 @@ def test_read_present_channels_refuses_all_absent():
         read_present_channels([None, None], SimpleITKIO(), case_id="z")
 
 
-def test_is_case_done_follows_nnunet_rule(tmp_path):
-    trunc = str(tmp_path / "case")
-    assert not is_case_done(trunc, ".nii.gz", False)
-    _touch(tmp_path, "case.nii.gz")
-    assert is_case_done(trunc, ".nii.gz", False)
-    assert not is_case_done(trunc, ".nii.gz", True)  # probabilities asked for but no .npz yet
-    _touch(tmp_path, "case.npz")
-    assert is_case_done(trunc, ".nii.gz", True)
+def test_case_from_files_reads_channels_from_suffixes_in_any_order(tmp_path):
+    files = [str(tmp_path / "k_0003.nii.gz"), str(tmp_path / "k_0000.nii.gz")]
+    case = case_from_files(files, CHANNELS, ".nii.gz", missing=[0])
+    assert case.case_id == "k" and case.absent == [0, 1, 2] and case.not_found == [1, 2] and case.excluded == [0]
+    assert case.files[3] == files[0] and case.on_disk == [files[1], files[0]]
+    with pytest.raises(ValueError, match="not named CASE_XXXX"):
+        case_from_files([str(tmp_path / "k.nii.gz")], CHANNELS, ".nii.gz")
+    with pytest.raises(ValueError, match="different cases"):
+        case_from_files([str(tmp_path / "a_0000.nii.gz"), str(tmp_path / "b_0001.nii.gz")], CHANNELS, ".nii.gz")
 
 
-def test_save_json_atomically_leaves_only_the_final_file(tmp_path):
-    save_json_atomically({"a": [1, 2]}, str(tmp_path / "x.json"))
+def test_nonfinite_voxels_refuse_the_case_naming_file_and_counts_or_become_zero(tmp_path, capsys):
+    image = np.ones((5, 6, 7))
+    image[0, 0, :3] = np.nan
+    image[1, 1, 1] = np.inf
+    good = _write(tmp_path / "n_0000.nii.gz", np.ones((5, 6, 7)))
+    bad = _write(tmp_path / "n_0001.nii.gz", image)
+    assert not np.isfinite(image).all() and np.isfinite(SimpleITKIO().read_images([bad])[0]).all()  # ITK hides them
+    with pytest.raises(ValueError, match="case n: .*n_0001.nii.gz contains 3 NaN and 1 Inf voxels") as info:
+        read_present_channels([good, bad, None, None], SimpleITKIO(), case_id="n")
+    assert "--allow_nonfinite" in str(info.value)
+    data, _, _ = read_present_channels([good, bad, None, None], SimpleITKIO(), case_id="n", allow_nonfinite=True)
+    assert data[1, 0, 0, 0] == 0 and data[1, 1, 1, 1] == 0 and data[1, 2, 2, 2] == 1
+    assert "WARNING: case n:" in capsys.readouterr().out
+
+
+def test_write_json_leaves_only_the_final_file(tmp_path):
+    write_json({"a": [1, 2]}, str(tmp_path / "x.json"))
     assert os.listdir(tmp_path) == ["x.json"] and json.loads((tmp_path / "x.json").read_text()) == {"a": [1, 2]}
     with pytest.raises(TypeError):
-        save_json_atomically({"a": object()}, str(tmp_path / "y.json"))
+        write_json({"a": object()}, str(tmp_path / "y.json"))
     assert os.listdir(tmp_path) == ["x.json"]
+
+
+def test_partial_names_keep_the_ending_and_map_back(tmp_path):
+    tmp = partial_path(str(tmp_path / "case.nii.gz"))
+    name = os.path.basename(tmp)
+    assert name.startswith(".case" + PARTIAL_MARKER) and name.endswith(".nii.gz")
+    assert final_path(tmp) == str(tmp_path / "case.nii.gz")
+    truncated = partial_path(str(tmp_path / "case"), keep_ending=False)
+    assert final_path(truncated + ".npz") == str(tmp_path / "case.npz")
+    with pytest.raises(ValueError, match="not a temporary name"):
+        final_path(str(tmp_path / "case.nii.gz"))
+
+
+def test_stale_partials_of_dead_processes_are_removed_others_kept(tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    names = {"dead": f".a{PARTIAL_MARKER}{dead.pid}-0123abcd.nii.gz", "init": f".b{PARTIAL_MARKER}1-0123abcd.json",
+             "mine": os.path.basename(partial_path(str(tmp_path / "c.csv"))), "user": ".c.partial.txt"}
+    _touch(tmp_path, *names.values())
+    removed = remove_stale_partials(str(tmp_path))
+    # a dead writer's file and the caller's own leftovers go; a running process's (pid 1) and other files stay
+    assert sorted(os.path.basename(p) for p in removed) == sorted([names["dead"], names["mine"]])
+    assert sorted(os.listdir(tmp_path)) == sorted([names["init"], names["user"]])
+
+
+def test_atomic_seg_writer_moves_the_case_into_place_segmentation_last(tmp_path):
+    seg = np.zeros((1, 4, 5, 6), dtype=np.uint8)
+    seg[0, 1:3, 1:3, 1:3] = 2
+    props = SimpleITKIO().read_images([_write(tmp_path / "ref.nii.gz", np.ones((4, 5, 6)))])[1]
+    out = tmp_path / "out"
+    out.mkdir()
+    truncated = partial_path(str(out / "case"), keep_ending=False)
+    for suffix in (".npz", ".pkl"):  # what nnU-Net's export writes before the segmentation
+        open(truncated + suffix, "wb").write(b"x")
+    AtomicSegWriter(SimpleITKIO).write_seg(seg[0], truncated + ".nii.gz", props)
+    assert sorted(os.listdir(out)) == ["case.nii.gz", "case.npz", "case.pkl"]
+    assert np.array_equal(sitk.GetArrayFromImage(sitk.ReadImage(str(out / "case.nii.gz"))), seg[0])
+    # a failing write leaves neither the case nor its temporary files
+    truncated = partial_path(str(out / "other"), keep_ending=False)
+    open(truncated + ".npz", "wb").write(b"x")
+    with pytest.raises(KeyError):
+        AtomicSegWriter(SimpleITKIO).write_seg(seg[0], truncated + ".nii.gz", {"bad": "properties"})
+    assert sorted(os.listdir(out)) == ["case.nii.gz", "case.npz", "case.pkl"]
+    # a plain name is written through a temporary file too
+    AtomicSegWriter(SimpleITKIO).write_seg(seg[0], str(out / "plain.nii.gz"), props)
+    assert "plain.nii.gz" in os.listdir(out) and not [f for f in os.listdir(out) if PARTIAL_MARKER in f]
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error raised where CUDA is absent")

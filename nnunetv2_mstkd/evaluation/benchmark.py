@@ -36,8 +36,8 @@ from nnunetv2_mstkd.evaluation.folds import fold_summary
 from nnunetv2_mstkd.evaluation.outputs import machine_description, write_outputs
 from nnunetv2_mstkd.evaluation.report import markdown_table, summarize
 from nnunetv2_mstkd.evaluation.runner import BenchmarkModel, evaluate, segmentation_saver
-from nnunetv2_mstkd.inference.masked_predictor import MaskedPredictor
 from nnunetv2_mstkd.inference.predict import resolve_device
+from nnunetv2_mstkd.inference.predictor import MissingModalityPredictor
 from nnunetv2_mstkd.modalities import paper_subsets, subset_label
 
 #: Output files, by the key under which :func:`run_benchmark` returns their paths.
@@ -152,11 +152,11 @@ def run_benchmark(dataset: str | int, configuration: str, fold: int | str | Sequ
     predictions = os.path.join(output_folder, "predictions") if save_predictions else None
     rows, timing, preprocess_calls, case_ids, sources = [], [], [], [], []
     for f in folds:
-        models = [BenchmarkModel(t, MaskedPredictor(get_output_folder(dataset_name, t, plans, configuration), (f,),
-                                                    checkpoint_name, device, step_size, not disable_tta,
-                                                    allow_tqdm=False, pair_cpu_batches=True)) for t in available]
+        models = [BenchmarkModel(t, MissingModalityPredictor.from_model_folder(
+            get_output_folder(dataset_name, t, plans, configuration), (f,), checkpoint_name, device, step_size,
+            not disable_tta, allow_tqdm=False, pair_cpu_batches=True)) for t in available]
         predictor = models[0].predictor
-        channel_names, dataset_json = predictor.channel_names, predictor.predictor.dataset_json
+        channel_names, dataset_json = predictor.channel_names, predictor.dataset_json
         if images is None:
             cases = validation_cases(dataset_name, f, len(channel_names))
             source = f"validation cases of fold {f} from splits_final.json"

@@ -1,22 +1,20 @@
-"""The benchmark's files beyond the report tables: atomic writes, CSVs, the timing table, ``results.md``.
+"""The benchmark's files beyond the report tables: CSVs, the timing table, ``results.md``.
 
-Every file is written under a hidden temporary name in its destination folder and
-moved into place with :func:`os.replace` (atomic within one file system), so an
-interrupted run leaves the previous version or nothing, never half a file.
+Every file is written with :mod:`nnunetv2_mstkd.atomic_io`, so an interrupted run
+leaves the previous version or nothing, never half a file.
 """
 from __future__ import annotations
 
 import csv
 import os
 import platform
-import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 
 import numpy as np
 import torch
 
+from nnunetv2_mstkd.atomic_io import atomic_path, write_text
 from nnunetv2_mstkd.evaluation.folds import fold_markdown
 from nnunetv2_mstkd.evaluation.report import (
     default_reference_model,
@@ -35,32 +33,6 @@ WILCOXON_COLUMNS = ("reference", "model", "region", "metric", "n", "n_nonzero", 
 TIMING_COLUMNS = ("case", "fold", "model", "preprocessing_s", "preprocessed_by", "inference_mean_s",
                   "inference_total_s",
                   "n_subsets")
-_ENDINGS = (".nii.gz", ".nii", ".png", ".csv", ".json", ".md")
-
-
-@contextmanager
-def atomic_path(destination: str) -> Iterator[str]:
-    """Yield a temporary path beside ``destination``; when the block succeeds it replaces ``destination``.
-
-    The temporary name keeps the file's ending, because writers such as SimpleITK and
-    matplotlib choose the format from it. If the block raises, the temporary file is removed.
-    """
-    folder, name = os.path.split(os.path.abspath(destination))
-    ending = next((e for e in _ENDINGS if name.endswith(e)), "")
-    tmp = os.path.join(folder, f".{name[:len(name) - len(ending)]}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-                               f"{ending}")
-    try:
-        yield tmp
-        os.replace(tmp, destination)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def write_text(text: str, path: str) -> None:
-    """Write ``text`` to ``path`` atomically."""
-    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
 
 
 def write_csv(rows: Sequence[dict], columns: Sequence[str], path: str) -> None:

@@ -3,7 +3,7 @@
 The loop is case-major so that memory stays bounded by one case: for each case,
 read its reference; preprocess it once per preprocessing key (models whose plans
 and configuration preprocess alike share the result, see
-:meth:`~nnunetv2_mstkd.inference.masked_predictor.MaskedPredictor.preprocessing_key`);
+:meth:`~nnunetv2_mstkd.inference.predictor.MissingModalityPredictor.preprocessing_key`);
 then for each model and each subset, zero the absent channels of the preprocessed
 complete case (METHOD §2: absent means zero after normalisation, exactly what
 training-time modality dropout feeds the network), run nnU-Net's sliding window,
@@ -24,8 +24,8 @@ from tqdm import tqdm
 
 from nnunetv2_mstkd.evaluation.cases import EvalCase, read_reference
 from nnunetv2_mstkd.evaluation.metrics import region_metrics
-from nnunetv2_mstkd.evaluation.outputs import atomic_path
-from nnunetv2_mstkd.inference.masked_predictor import MaskedPredictor, PreprocessedCase
+from nnunetv2_mstkd.inference.predictor import MissingModalityPredictor
+from nnunetv2_mstkd.inference.preprocessing import PreprocessedCase
 from nnunetv2_mstkd.modalities import presence_mask, subset_label
 
 
@@ -34,7 +34,7 @@ class BenchmarkModel:
     """A model to evaluate: its name in the tables (the trainer) and its predictor."""
 
     name: str
-    predictor: MaskedPredictor
+    predictor: MissingModalityPredictor
     key: str = field(init=False)
 
     def __post_init__(self):
@@ -85,7 +85,7 @@ def evaluate(models: Sequence[BenchmarkModel], cases: Sequence[EvalCase], subset
                              f"have different channels; benchmark models of one dataset together.")
     labels = [subset_label(s, channel_names) for s in subsets]
     masks = [presence_mask(s, len(channel_names)) for s in subsets]
-    reader = models[0].predictor.predictor.plans_manager.image_reader_writer_class()
+    reader = models[0].predictor.plans_manager.image_reader_writer_class()
     result = BenchmarkResult()
     bar = tqdm(total=len(cases) * len(models) * len(subsets), desc="mstkd_benchmark", unit="pred",
                disable=not progress, dynamic_ncols=True)
@@ -135,13 +135,13 @@ def evaluate(models: Sequence[BenchmarkModel], cases: Sequence[EvalCase], subset
 def segmentation_saver(folder: str) -> Callable:
     """An ``on_segmentation`` callback writing ``folder/MODEL/SUBSET/CASE<file_ending>`` with the model's writer.
 
-    Each file is written under a temporary name and moved into place, so a file that exists is complete.
+    The predictor's writer is atomic (:class:`~nnunetv2_mstkd.inference.atomic_export.AtomicSegWriter`),
+    so a file that exists is complete.
     """
     def save(case: EvalCase, model: BenchmarkModel, label: str, seg: np.ndarray, pre: PreprocessedCase) -> None:
-        p = model.predictor.predictor
+        p = model.predictor
         target = os.path.join(folder, model.name, label)
         os.makedirs(target, exist_ok=True)
         rw = p.plans_manager.image_reader_writer_class()
-        with atomic_path(os.path.join(target, case.case_id + p.dataset_json["file_ending"])) as tmp:
-            rw.write_seg(seg, tmp, pre.properties)
+        rw.write_seg(seg, os.path.join(target, case.case_id + p.dataset_json["file_ending"]), pre.properties)
     return save

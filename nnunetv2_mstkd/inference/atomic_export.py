@@ -1,83 +1,81 @@
-"""Write a prediction so that it appears complete or not at all.
+"""nnU-Net's export, made atomic: a case's outputs appear complete or not at all.
 
-nnU-Net's :func:`export_prediction_from_logits` writes the segmentation (and, with
-``--save_probabilities``, ``.npz``/``.pkl``) straight under the final names, so a
-killed run can leave a truncated file that ``--continue_prediction`` then takes
-for a finished case. Here nnU-Net's export writes to hidden temporary names in
-the output folder (same file system, so :func:`os.replace` is atomic) and each
-file is renamed into place once written, the segmentation last: a case counts as
-done only when its segmentation exists, and then everything it needs exists too.
+nnU-Net's :func:`export_prediction_from_logits` writes ``CASE.npz`` and ``CASE.pkl``
+(with ``--save_probabilities``) and then the segmentation straight under their final
+names, so a killed run can leave a truncated file that ``--continue_prediction`` then
+takes for a finished case. Nothing here copies that export. Instead:
+
+* the prediction loop is given a temporary output name per case
+  (:func:`~nnunetv2_mstkd.atomic_io.partial_path`, no ending), so nnU-Net's export
+  writes ``.CASE.partial-PID-XXXXXXXX.npz``, ``.pkl`` and ``.nii.gz``;
+* the plans' image writer is wrapped (:class:`AtomicExportPlansManager`, a
+  ``PlansManager`` whose ``image_reader_writer_class`` gives an
+  :class:`AtomicSegWriter`) so that writing the segmentation, nnU-Net's last step,
+  also moves the ``.npz``/``.pkl`` and then the segmentation into place.
+
+A case therefore counts as done exactly when its segmentation exists, and then everything
+it needs exists too. Temporary files of a killed run are hidden and removed by the next
+run (:func:`~nnunetv2_mstkd.atomic_io.remove_stale_partials`).
 """
 from __future__ import annotations
 
-import json
+import functools
 import os
-import uuid
 
 import numpy as np
-import torch
-from nnunetv2.inference.export_prediction import export_prediction_from_logits
-from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager, PlansManager
+from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
-#: Marker in the names of temporary files; a run killed with SIGKILL may leave ``.CASE.partial-*`` files behind.
-PARTIAL_MARKER = ".partial-"
+from nnunetv2_mstkd.atomic_io import PARTIAL_MARKER, atomic_path, final_path, split_ending
 
-
-def _temporary_truncated_name(output_file_truncated: str) -> str:
-    folder, name = os.path.split(output_file_truncated)
-    return os.path.join(folder, f".{name}{PARTIAL_MARKER}{os.getpid()}-{uuid.uuid4().hex[:8]}")
+#: Files nnU-Net's export writes before the segmentation, moved into place with it.
+SIDE_SUFFIXES = (".npz", ".pkl")
 
 
-def output_suffixes(file_ending: str, save_probabilities: bool) -> list[str]:
-    """Files of one case, in the order they are moved into place (the segmentation last)."""
-    return ([".npz", ".pkl"] if save_probabilities else []) + [file_ending]
+class AtomicSegWriter:
+    """An nnU-Net image reader/writer whose ``write_seg`` never leaves a partial file.
 
-
-def is_case_done(output_file_truncated: str, file_ending: str, save_probabilities: bool) -> bool:
-    """nnU-Net's rule for ``--continue_prediction``: the segmentation exists (and the ``.npz`` if asked for)."""
-    return all(os.path.isfile(output_file_truncated + s) for s in output_suffixes(file_ending, save_probabilities)
-               if s != ".pkl")
-
-
-def export_atomically(logits: np.ndarray | torch.Tensor, properties: dict, configuration_manager: ConfigurationManager,
-                      plans_manager: PlansManager, dataset_json: dict, output_file_truncated: str,
-                      save_probabilities: bool = False) -> str:
-    """nnU-Net's export of one case's logits, moved into place only when complete.
+    Reading is the wrapped reader/writer's. Writing to a temporary name of
+    :func:`~nnunetv2_mstkd.atomic_io.partial_path` form writes there and then moves the
+    case's side files and the segmentation to their final names; writing to any other
+    name goes through :func:`~nnunetv2_mstkd.atomic_io.atomic_path`.
 
     Args:
-        logits: Logits in the preprocessed geometry (from the sliding-window prediction).
-        properties: nnU-Net's data properties of the case.
-        configuration_manager: The model's configuration.
-        plans_manager: The model's plans.
-        dataset_json: The model's ``dataset.json``.
-        output_file_truncated: Output path without file ending (``folder/CASE``).
-        save_probabilities: Also write ``CASE.npz`` and ``CASE.pkl`` as nnU-Net does.
-
-    Returns:
-        The segmentation's path.
+        reader_writer_class: The plans' reader/writer class (e.g. ``SimpleITKIO``).
     """
-    ending = dataset_json["file_ending"]
-    temporary = _temporary_truncated_name(output_file_truncated)
-    suffixes = output_suffixes(ending, save_probabilities)
-    try:
-        export_prediction_from_logits(logits, properties, configuration_manager, plans_manager, dataset_json,
-                                      temporary, save_probabilities)
-        for suffix in suffixes:
-            os.replace(temporary + suffix, output_file_truncated + suffix)
-    finally:
-        for suffix in suffixes:
-            if os.path.exists(temporary + suffix):
-                os.remove(temporary + suffix)
-    return output_file_truncated + ending
+
+    def __init__(self, reader_writer_class):
+        self._inner = reader_writer_class()
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+    def write_seg(self, seg: np.ndarray, output_fname: str, properties: dict) -> None:
+        """Write ``seg`` as the wrapped writer does, so that the result appears complete or not at all."""
+        if PARTIAL_MARKER not in os.path.basename(output_fname):
+            with atomic_path(output_fname) as tmp:
+                self._inner.write_seg(seg, tmp, properties)
+            return
+        stem, ending = split_ending(output_fname)
+        final_stem = split_ending(final_path(output_fname))[0]
+        try:
+            self._inner.write_seg(seg, output_fname, properties)
+            for suffix in SIDE_SUFFIXES:
+                if os.path.exists(stem + suffix):
+                    os.replace(stem + suffix, final_stem + suffix)
+            os.replace(output_fname, final_stem + ending)  # last: the case is done when this exists
+        finally:
+            for leftover in (output_fname, *(stem + s for s in SIDE_SUFFIXES)):
+                if os.path.exists(leftover):
+                    os.remove(leftover)
 
 
-def save_json_atomically(obj, path: str) -> None:
-    """Write JSON to a temporary file beside ``path`` and move it into place."""
-    temporary = _temporary_truncated_name(path)
-    try:
-        with open(temporary, "w") as f:
-            json.dump(obj, f, indent=4, sort_keys=False)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+class AtomicExportPlansManager(PlansManager):
+    """nnU-Net's ``PlansManager`` whose image writer is an :class:`AtomicSegWriter`.
+
+    It travels to nnU-Net's export worker processes like the stock one (by pickling),
+    so nnU-Net's own export writes atomically there.
+    """
+
+    @property
+    def image_reader_writer_class(self):
+        return functools.partial(AtomicSegWriter, super().image_reader_writer_class)

@@ -35,6 +35,11 @@ class CaseFiles:
     unexpected: list[str] = field(default_factory=list)
 
     @property
+    def on_disk(self) -> list[str]:
+        """The case's files in the folder (the channels found, then files with unknown channel indices)."""
+        return [p for i, p in enumerate(self.expected) if i not in self.not_found] + self.unexpected
+
+    @property
     def absent(self) -> list[int]:
         """Indices of the channels predicted as absent (not found or excluded)."""
         return [i for i, f in enumerate(self.files) if f is None]
@@ -76,6 +81,38 @@ def unrecognised_files(input_folder: str, file_ending: str) -> list[str]:
     return sorted(f for f in os.listdir(input_folder) if f.endswith(file_ending) and not pattern.fullmatch(f))
 
 
+def case_from_files(files: Sequence[str], channel_names: Sequence[str], file_ending: str,
+                    missing: Iterable[int] = ()) -> CaseFiles:
+    """One case from its channel files as nnU-Net lists them (the present ``CASE_XXXX`` files, any order).
+
+    The channel of each file is read from its ``_XXXX`` suffix, so a list that leaves a
+    channel out describes a case without it.
+
+    Raises:
+        ValueError: If the list is empty, a file is not named ``CASE_XXXX<file_ending>``, or
+            the files name different cases.
+    """
+    if not files:
+        raise ValueError("A case needs at least one CASE_XXXX file; got an empty list.")
+    channel_file = re.compile(r"(.+)_(\d{4})" + re.escape(file_ending))
+    matches = [channel_file.fullmatch(os.path.basename(f)) for f in files]
+    wrong = [f for f, m in zip(files, matches) if m is None]
+    if wrong:
+        raise ValueError(f"{', '.join(wrong)}: not named CASE_XXXX{file_ending} (XXXX: channel index "
+                         f"{_channel_list(channel_names)}).")
+    case_ids = sorted({m.group(1) for m in matches})
+    if len(case_ids) > 1:
+        raise ValueError(f"The files {', '.join(files)} belong to different cases ({', '.join(case_ids)}).")
+    folder, case_id, missing = os.path.dirname(files[0]), case_ids[0], set(missing)
+    by_channel = {int(m.group(2)): f for f, m in zip(files, matches)}
+    expected = [by_channel.get(i, os.path.join(folder, f"{case_id}_{i:04d}{file_ending}"))
+                for i in range(len(channel_names))]
+    not_found = [i for i in range(len(channel_names)) if i not in by_channel]
+    chosen = [None if (i in missing or i in not_found) else p for i, p in enumerate(expected)]
+    unexpected = [f for i, f in sorted(by_channel.items()) if i >= len(channel_names)]
+    return CaseFiles(case_id, expected, chosen, not_found, sorted(missing - set(not_found)), unexpected)
+
+
 def find_cases(input_folder: str, channel_names: Sequence[str], file_ending: str,
                missing: Iterable[int] = ()) -> list[CaseFiles]:
     """List the cases of ``input_folder`` with their channel files, sorted by case identifier.
@@ -98,22 +135,13 @@ def find_cases(input_folder: str, channel_names: Sequence[str], file_ending: str
     """
     if not os.path.isdir(input_folder):
         raise FileNotFoundError(f"Input folder {input_folder} does not exist.")
-    missing = set(missing)
-    names = sorted(f for f in os.listdir(input_folder) if f.endswith(file_ending))
     channel_file = re.compile(r"(.+)_\d{4}" + re.escape(file_ending))
-    identifiers = sorted({m.group(1) for m in map(channel_file.fullmatch, names) if m})
-    if not identifiers:
+    by_case: dict[str, list[str]] = {}
+    for name in sorted(os.listdir(input_folder)):
+        match = channel_file.fullmatch(name)
+        if match and not name.startswith("."):  # hidden: temporary files of an atomic write
+            by_case.setdefault(match.group(1), []).append(os.path.join(input_folder, name))
+    if not by_case:
         raise FileNotFoundError(f"No files named CASE_XXXX{file_ending} in {input_folder}. Input files must be named "
                                 f"CASE_XXXX{file_ending} with XXXX the channel index ({_channel_list(channel_names)}).")
-    present = set(names)
-    cases = []
-    for case_id in identifiers:
-        pattern = re.compile(re.escape(case_id) + r"_(\d{4})" + re.escape(file_ending))
-        indices = [int(m.group(1)) for m in map(pattern.fullmatch, names) if m]
-        expected = [os.path.join(input_folder, f"{case_id}_{i:04d}{file_ending}") for i in range(len(channel_names))]
-        not_found = [i for i, p in enumerate(expected) if os.path.basename(p) not in present]
-        files = [None if (i in missing or i in not_found) else p for i, p in enumerate(expected)]
-        unexpected = [os.path.join(input_folder, f"{case_id}_{i:04d}{file_ending}")
-                      for i in indices if i >= len(channel_names)]
-        cases.append(CaseFiles(case_id, expected, files, not_found, sorted(missing - set(not_found)), unexpected))
-    return cases
+    return [case_from_files(by_case[c], channel_names, file_ending, missing) for c in sorted(by_case)]

@@ -6,6 +6,11 @@ arrays are then stacked as nnU-Net's readers stack them. An absent channel is a
 block of raw zeros of the same shape: it only lets nnU-Net's preprocessor run
 with the model's channel count; it is zeroed again after normalisation
 (:func:`nnunetv2_mstkd.modalities.zero_absent_channels`).
+
+Every present file is checked for NaN and Inf voxels as stored on disk
+(:func:`~nnunetv2_mstkd.data.nonfinite.count_nonfinite`): the reader would turn them
+into 0 without a word. Such a case is refused unless the caller accepts it, in which
+case they are 0 (with a warning).
 """
 from __future__ import annotations
 
@@ -14,6 +19,8 @@ from collections.abc import Sequence
 
 import numpy as np
 from nnunetv2.imageio.base_reader_writer import BaseReaderWriter
+
+from nnunetv2_mstkd.data.nonfinite import count_nonfinite
 
 # Geometry differences below this are float noise from file headers, as nnU-Net's own np.allclose checks assume.
 _ATOL = 1e-4
@@ -44,14 +51,29 @@ def _differs(a, b) -> bool:
     return a.shape != b.shape or not np.allclose(a, b, atol=_ATOL)
 
 
+def check_finite(path: str, label: str, allow_nonfinite: bool = False) -> None:
+    """Refuse (``ValueError``) or, with ``allow_nonfinite``, warn about NaN/Inf voxels stored in ``path``."""
+    n_nan, n_inf = count_nonfinite(path)
+    if not (n_nan or n_inf):
+        return
+    counts = f"{n_nan} NaN and {n_inf} Inf voxels"
+    if not allow_nonfinite:
+        raise ValueError(f"case {label}: {path} contains {counts}. Replace them in the file (e.g. with 0), or pass "
+                         f"--allow_nonfinite to predict with them set to 0.")
+    print(f"WARNING: case {label}: {path} contains {counts}; predicting with them set to 0 (--allow_nonfinite).")
+
+
 def read_present_channels(image_files: Sequence[str | None], reader_writer: BaseReaderWriter,
-                          case_id: str | None = None) -> tuple[np.ndarray, dict, np.ndarray]:
+                          case_id: str | None = None, allow_nonfinite: bool = False
+                          ) -> tuple[np.ndarray, dict, np.ndarray]:
     """Read one case, one file per channel, None for an absent channel.
 
     Args:
         image_files: Path per channel in channel order; None where the channel is absent.
         reader_writer: An instance of the plans' ``image_reader_writer`` class.
         case_id: Used in error messages (default: derived from the first present file).
+        allow_nonfinite: Predict a file with NaN/Inf voxels with them set to 0 (with a warning)
+            instead of refusing the case.
 
     Returns:
         ``(data, properties, present)``: float32 ``(C, *spatial)`` with zeros in the absent
@@ -59,8 +81,9 @@ def read_present_channels(image_files: Sequence[str | None], reader_writer: Base
         keep for export) and the boolean presence vector.
 
     Raises:
-        ValueError: If every channel is absent, or the present files disagree in shape,
-            spacing or orientation (the message names the files and values).
+        ValueError: If every channel is absent, a file holds NaN or Inf voxels (unless allowed), or
+            the present files disagree in shape, spacing or orientation (the message names the
+            files and values).
     """
     present = np.array([f is not None for f in image_files], dtype=bool)
     files = [f for f in image_files if f is not None]
@@ -70,7 +93,10 @@ def read_present_channels(image_files: Sequence[str | None], reader_writer: Base
                          f"channel files is needed.")
     arrays, props = [], []
     for f in files:
+        check_finite(f, label, allow_nonfinite)
         arr, p = reader_writer.read_images([f])
+        if allow_nonfinite:
+            arr = np.nan_to_num(arr, nan=0.0, posinf=0.0, neginf=0.0)
         if arr.shape[0] != 1:
             raise ValueError(f"case {label}: {f} holds {arr.shape[0]} channels; give one file per channel "
                              f"(CASE_XXXX files).")

@@ -1,7 +1,8 @@
 """``mstkd_predict``: ``nnUNetv2_predict`` for cases that lack some MRI sequences.
 
-Same flags, meanings and defaults as ``nnUNetv2_predict`` (nnU-Net 2.8.1), plus
-``--missing`` and ``-m``. Each case in ``-i`` is found by nnU-Net's naming
+Every flag of ``nnUNetv2_predict`` (nnU-Net 2.8.1), with its meaning and default, plus
+``-m`` (a model folder instead of ``-d/-p/-tr/-c``), ``--missing`` and
+``--allow_nonfinite``. Each case in ``-i`` is found by nnU-Net's naming
 (``CASE_XXXX<file_ending>``); a channel whose file is absent, or that is named with
 ``--missing``, is predicted as absent: zero after nnU-Net's normalisation, as in
 training with modality dropout (METHOD §2). Example::
@@ -9,11 +10,14 @@ training with modality dropout (METHOD §2). Example::
     mstkd_predict -i imagesTs -o pred -d 501 -c 3d_fullres -tr nnUNetTrainerMSTKD -f 0 --missing T1ce
     mstkd_predict -i imagesTs -o pred -m /results/Dataset501/nnUNetTrainerMSTKD__nnUNetPlans__3d_fullres -f 0
 
-The output folder gets one segmentation per case (written to a temporary name and
-moved into place when complete), ``dataset.json`` and ``plans.json`` copies as
-nnU-Net writes them, and ``missing_modalities.json`` with the absent channels of
-every case. A case that cannot be predicted is reported, the others go on, and the
-command exits with status 1 listing the failed cases.
+The prediction is nnU-Net's own (:class:`~nnunetv2_mstkd.inference.predictor.MissingModalityPredictor`),
+so the output folder holds what ``nnUNetv2_predict`` writes (segmentations,
+``dataset.json``, ``plans.json``, ``predict_from_raw_data_args.json``), each segmentation
+appearing only when complete, plus ``missing_modalities.json`` with the absent channels
+of every case. A case whose files cannot be read (mismatched geometry, NaN voxels, no
+channel left) is reported and the others go on; the command then exits with status 1
+listing the failed cases. An error in the network or the export stops the run, as in
+``nnUNetv2_predict``; finished outputs are complete and ``--continue_prediction`` resumes.
 """
 from __future__ import annotations
 
@@ -26,11 +30,10 @@ from collections.abc import Iterable, Sequence
 import torch
 from batchgenerators.utilities.file_and_folder_operations import load_json
 
-from nnunetv2_mstkd.env import ensure_ext_trainer
-from nnunetv2_mstkd.inference.atomic_export import is_case_done, save_json_atomically
-from nnunetv2_mstkd.inference.case_files import find_cases, unrecognised_files
-from nnunetv2_mstkd.inference.masked_predictor import MaskedPredictor, channel_names_of, check_model_folder
-from nnunetv2_mstkd.inference.runner import Job, run_jobs
+from nnunetv2_mstkd.atomic_io import remove_stale_partials, write_json
+from nnunetv2_mstkd.inference.model_folder import check_model_folder
+from nnunetv2_mstkd.inference.predictor import MissingModalityPredictor
+from nnunetv2_mstkd.inference.preprocessing import channel_names_of
 from nnunetv2_mstkd.modalities import resolve_channels
 
 MISSING_JSON = "missing_modalities.json"
@@ -50,12 +53,14 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return device
 
 
-def predict_missing(input_folder: str, output_folder: str, model_folder: str, folds: Sequence[int | str] = (0,),
+def predict_missing(input_folder: str, output_folder: str, model_folder: str, folds: Sequence[int | str] | None = (0,),
                     missing: Iterable[str | int] = (), checkpoint_name: str = "checkpoint_final.pth",
                     step_size: float = 0.5, disable_tta: bool = False, save_probabilities: bool = False,
                     continue_prediction: bool = False, device: str | torch.device = "cuda",
                     num_processes_preprocessing: int = 3, num_processes_segmentation_export: int = 3,
-                    verbose: bool = False, disable_progress_bar: bool = False, log=print) -> dict:
+                    prev_stage_predictions: str | None = None, num_parts: int = 1, part_id: int = 0,
+                    not_on_device: bool = False, allow_nonfinite: bool = False, verbose: bool = False,
+                    disable_progress_bar: bool = False, log=print) -> dict:
     """Predict every case of ``input_folder``, each with the channels it has.
 
     Args:
@@ -72,66 +77,59 @@ def predict_missing(input_folder: str, output_folder: str, model_folder: str, fo
         continue_prediction: Skip cases whose outputs already exist.
         device: ``"cuda"``, ``"cpu"`` or ``"mps"``; an unavailable device is an error.
         num_processes_preprocessing: Preprocessing worker processes (0: in this process).
-        num_processes_segmentation_export: Export worker processes (0: in this process).
+        num_processes_segmentation_export: nnU-Net's export worker processes (at least 1).
+        prev_stage_predictions: Folder of the previous stage's segmentations (cascades).
+        num_parts: Split the cases into this many parts, as ``nnUNetv2_predict`` does ...
+        part_id: ... and predict this one (0 to ``num_parts - 1``).
+        not_on_device: Keep the sliding window's result in CPU memory (large cases on a small GPU).
+        allow_nonfinite: Predict files with NaN/Inf voxels with them set to 0 instead of refusing them.
         verbose: nnU-Net's verbose output.
-        disable_progress_bar: Hide nnU-Net's sliding-window progress bar.
-        log: Receives one line per message.
+        disable_progress_bar: Hide nnU-Net's progress bars.
+        log: Receives one line per message about cases.
 
     Returns:
-        ``{"predicted": [...], "skipped": [...], "failed": {case: message}, "absent": {case: [names]}}``.
+        ``{"predicted": [...], "skipped": [...], "failed": {case: message}, "absent": {case: [names]}}``
+        for the cases of this part.
 
     Raises:
-        ValueError: Unknown channel in ``missing`` (the message lists the valid ones), before any work.
+        ValueError: Unknown channel in ``missing`` (the message lists the valid ones), or a bad part, before
+            any work.
         FileNotFoundError: Missing model files or input folder.
         RuntimeError: The device is not available.
     """
-    ensure_ext_trainer()
+    if not 0 <= part_id < num_parts:
+        raise ValueError(f"-part_id must be between 0 and -num_parts - 1 = {num_parts - 1}, got {part_id}.")
     device = resolve_device(device)
     folds = None if folds is None else [f if f == "all" else int(f) for f in folds]  # None: every trained fold
     check_model_folder(model_folder, folds, checkpoint_name)
-    dataset_json = load_json(os.path.join(model_folder, "dataset.json"))
-    channel_names = channel_names_of(dataset_json)
-    missing_indices = resolve_channels(missing, channel_names)
-    ending = dataset_json["file_ending"]
-    cases = find_cases(input_folder, channel_names, ending, missing_indices)
-    for name in unrecognised_files(input_folder, ending):
-        log(f"WARNING: {name} is not named CASE_XXXX{ending} (XXXX: channel index); skipped")
+    channel_names = channel_names_of(load_json(os.path.join(model_folder, "dataset.json")))
+    missing_names = [channel_names[i] for i in resolve_channels(missing, channel_names)]  # fails before any work
+    if not os.path.isdir(input_folder):
+        raise FileNotFoundError(f"Input folder {input_folder} does not exist.")
+    predictor = MissingModalityPredictor(
+        tile_step_size=step_size, use_mirroring=not disable_tta, perform_everything_on_device=not not_on_device,
+        device=device, verbose=verbose, verbose_preprocessing=verbose, allow_tqdm=not disable_progress_bar,
+        missing=missing_names, allow_nonfinite=allow_nonfinite, log=log)
+    predictor.initialize_from_trained_model_folder(model_folder, folds, checkpoint_name)
     os.makedirs(output_folder, exist_ok=True)
-    # nnU-Net writes these two so that postprocessing and evaluation can find them
-    save_json_atomically(dataset_json, os.path.join(output_folder, "dataset.json"))
-    save_json_atomically(load_json(os.path.join(model_folder, "plans.json")), os.path.join(output_folder, "plans.json"))
-
-    failed: dict[str, str] = {}
-    skipped, jobs = [], []
-    for case in cases:
-        problem = case.problem(channel_names)
-        output_truncated = os.path.join(output_folder, case.case_id)
-        if problem:
-            failed[case.case_id] = problem
-            log(f"ERROR {problem}")
-        elif continue_prediction and is_case_done(output_truncated, ending, save_probabilities):
-            skipped.append(case.case_id)
-            log(f"case {case.case_id}: already predicted, skipped (--continue_prediction)")
-        else:
-            log(case.describe(channel_names))
-            jobs.append(Job(case, output_truncated))
-    log(f"{len(cases)} cases in {input_folder}: {len(jobs)} to predict, {len(skipped)} already done, "
-        f"{len(failed)} cannot be predicted")
-
-    predicted: list[str] = []
-    if jobs:
-        predictor = MaskedPredictor(model_folder, folds, checkpoint_name, device, tile_step_size=step_size,
-                                    use_mirroring=not disable_tta, verbose=verbose,
-                                    allow_tqdm=not disable_progress_bar)
-        predicted, run_failures = run_jobs(predictor, jobs, save_probabilities, num_processes_preprocessing,
-                                           num_processes_segmentation_export, log)
-        failed.update(run_failures)
-
-    absent = {c.case_id: [channel_names[i] for i in c.absent] for c in cases}
-    save_json_atomically({"channel_names": channel_names, "missing": [channel_names[i] for i in missing_indices],
-                          "cases": absent, "failed": failed}, os.path.join(output_folder, MISSING_JSON))
-    log(f"done: {len(predicted)} predicted, {len(skipped)} skipped, {len(failed)} failed")
-    return {"predicted": sorted(predicted), "skipped": skipped, "failed": failed, "absent": absent}
+    remove_stale_partials(output_folder)
+    try:
+        predictor.predict_from_files(input_folder, output_folder, save_probabilities=save_probabilities,
+                                     overwrite=not continue_prediction,
+                                     num_processes_preprocessing=num_processes_preprocessing,
+                                     num_processes_segmentation_export=num_processes_segmentation_export,
+                                     folder_with_segs_from_prev_stage=prev_stage_predictions,
+                                     num_parts=num_parts, part_id=part_id)
+    finally:
+        remove_stale_partials(output_folder)  # what a failed export of this run left behind
+        record = predictor.record
+        absent = {c: [channel_names[i] for i in case.absent] for c, case in record.cases.items()}
+        name = MISSING_JSON if num_parts == 1 else f"missing_modalities_part{part_id}.json"
+        write_json({"channel_names": channel_names, "missing": missing_names, "cases": absent,
+                    "failed": record.failed}, os.path.join(output_folder, name))
+    predicted = [c for c in record.predicted if c not in record.failed]
+    log(f"done: {len(predicted)} predicted, {len(record.skipped)} skipped, {len(record.failed)} failed")
+    return {"predicted": sorted(predicted), "skipped": record.skipped, "failed": record.failed, "absent": absent}
 
 
 def _env_int(name: str, default: int) -> int:
@@ -142,7 +140,7 @@ def _env_int(name: str, default: int) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """``nnUNetv2_predict``'s arguments plus ``--missing`` and ``-m``."""
+    """``nnUNetv2_predict``'s arguments (nnU-Net 2.8.1) plus ``-m``, ``--missing`` and ``--allow_nonfinite``."""
     p = argparse.ArgumentParser(
         prog="mstkd_predict",
         description="nnUNetv2_predict for cases lacking MRI sequences: a channel whose CASE_XXXX file is absent, or "
@@ -164,9 +162,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-npp", type=int, default=_env_int("nnUNet_npp", 3),
                    help="preprocessing processes (0: in the main process). Default: 3 or $nnUNet_npp")
     p.add_argument("-nps", type=int, default=_env_int("nnUNet_nps", 3),
-                   help="segmentation export processes (0: in the main process). Default: 3 or $nnUNet_nps")
+                   help="segmentation export processes (at least 1). Default: 3 or $nnUNet_nps")
+    p.add_argument("-prev_stage_predictions", default=None,
+                   help="folder with the previous stage's predictions (cascaded models)")
+    p.add_argument("-num_parts", type=int, default=1,
+                   help="number of separate calls that split the cases between them. Default: 1")
+    p.add_argument("-part_id", type=int, default=0, help="which part this call predicts, 0 to num_parts - 1")
     p.add_argument("-device", default="cuda", help="cuda (default), cpu or mps; never falls back silently")
-    p.add_argument("--disable_progress_bar", action="store_true", help="hide the sliding-window progress bar")
+    p.add_argument("--disable_progress_bar", action="store_true", help="hide nnU-Net's progress bars")
+    p.add_argument("--not_on_device", action="store_true",
+                   help="keep the sliding window's result in CPU memory (large cases on a small GPU)")
+    p.add_argument("--allow_nonfinite", action="store_true",
+                   help="predict files holding NaN/Inf voxels with those voxels set to 0 (a warning per case) "
+                        "instead of refusing the case")
     p.add_argument("--missing", nargs="+", default=[], metavar="NAME",
                    help="channels to treat as absent in every case: dataset.json names (any case), aliases (T1Gd, "
                         "T1c, T2f, Flair, T1n, T2w) or indices")
@@ -181,10 +189,9 @@ def model_folder_from_args(args: argparse.Namespace, parser: argparse.ArgumentPa
         return args.m
     if not (args.d and args.c):
         parser.error("give -d and -c (with -p/-tr as needed), or -m MODEL_FOLDER")
-    from nnunetv2.paths import nnUNet_results
     from nnunetv2.utilities.file_path_utilities import get_output_folder
 
-    if nnUNet_results is None:
+    if not os.environ.get("nnUNet_results"):
         parser.error("nnUNet_results is not set; export it or pass -m MODEL_FOLDER")
     try:
         return get_output_folder(args.d, args.tr, args.p, args.c)
@@ -208,7 +215,10 @@ def main(argv: list[str] | None = None) -> None:
                                  save_probabilities=args.save_probabilities,
                                  continue_prediction=args.continue_prediction, device=args.device,
                                  num_processes_preprocessing=args.npp, num_processes_segmentation_export=args.nps,
-                                 verbose=args.verbose, disable_progress_bar=args.disable_progress_bar)
+                                 prev_stage_predictions=args.prev_stage_predictions, num_parts=args.num_parts,
+                                 part_id=args.part_id, not_on_device=args.not_on_device,
+                                 allow_nonfinite=args.allow_nonfinite, verbose=args.verbose,
+                                 disable_progress_bar=args.disable_progress_bar)
     except (ValueError, FileNotFoundError, RuntimeError) as e:
         parser.exit(2, f"mstkd_predict: error: {e}\n")
     if result["failed"]:

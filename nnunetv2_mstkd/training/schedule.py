@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from nnunetv2_mstkd.inference.cpu_batching import pair_cpu_batches
+from nnunetv2_mstkd.network.cpu_batching import pair_cpu_batches
 
 #: (epochs, iterations per epoch) of the shipped short variants of every trainer.
 SCHEDULES: tuple[tuple[int, int], ...] = ((1, 10), (2, 10), (5, 25), (10, 25), (20, 25), (50, 25), (100, 25))
@@ -18,7 +18,7 @@ def short_variant(base: type, epochs: int, iterations: int, module: str, val_ite
     variants are meant for CPUs, so they also switch test-time mirroring off (in the final
     validation and in ``nnUNetv2_predict`` for their checkpoints; augmentation keeps mirroring),
     and on CPU their final validation runs each sliding-window tile as a batch of two
-    (:mod:`~nnunetv2_mstkd.inference.cpu_batching`; the same result up to float rounding).
+    (:mod:`~nnunetv2_mstkd.network.cpu_batching`; the same result up to float rounding).
 
     Args:
         base: Trainer class to shorten.

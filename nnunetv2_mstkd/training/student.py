@@ -6,7 +6,6 @@ the loss weights, whether a teacher is used, and the teacher trainer's name.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import asdict
 
 import numpy as np
@@ -15,8 +14,9 @@ import torch.distributed as dist
 from torch import nn
 from torch._dynamo import OptimizedModule
 
-from nnunetv2_mstkd.network.discriminator import (
-    StyleDiscriminator,
+from nnunetv2_mstkd.atomic_io import atomic_path
+from nnunetv2_mstkd.network.discriminator import StyleDiscriminator
+from nnunetv2_mstkd.training.discriminator_training import (
     broadcast_module,
     discriminator_step,
     make_discriminator_optimizer,
@@ -217,9 +217,8 @@ class MSTKDStudentMixin(ModalityDropoutMixin, MSTKDNetworkMixin):
             "discriminator_optimizer": self.discriminator_optimizer.state_dict()
             if self.discriminator_optimizer is not None else None,
         }
-        tmp = filename + ".tmp"
-        torch.save(checkpoint, tmp)
-        os.replace(tmp, filename)
+        with atomic_path(filename) as tmp:
+            torch.save(checkpoint, tmp)
 
     def load_checkpoint(self, filename_or_checkpoint) -> None:
         checkpoint = filename_or_checkpoint

@@ -7,7 +7,7 @@ The command line is ``mstkd_convert`` (:mod:`nnunetv2_mstkd.data.convert.cli`).
 """
 from nnunetv2_mstkd.data.convert.case_io import CaseError, CaseResult, convert_case
 from nnunetv2_mstkd.data.convert.dataset import convert_dataset, dataset_folder, write_dataset_json
-from nnunetv2_mstkd.data.convert.discover import CaseFiles, find_cases
+from nnunetv2_mstkd.data.convert.download_cases import DownloadCase, find_download_cases
 from nnunetv2_mstkd.data.convert.report import REPORT_NAME, ConversionReport
 from nnunetv2_mstkd.data.convert.schemes import CONVENTIONS, SCHEMES, Scheme, get_scheme
 from nnunetv2_mstkd.data.convert.to_brats import (
@@ -18,8 +18,8 @@ from nnunetv2_mstkd.data.convert.to_brats import (
 )
 
 __all__ = [
-    "CONVENTIONS", "REPORT_NAME", "SCHEMES", "CaseError", "CaseFiles", "CaseResult", "ConversionReport", "Scheme",
+    "CONVENTIONS", "REPORT_NAME", "SCHEMES", "CaseError", "DownloadCase", "CaseResult", "ConversionReport", "Scheme",
     "UnconvertedFilesError", "convert_case", "convert_dataset", "convert_prediction_file",
-    "convert_predictions_to_brats", "dataset_folder", "find_cases", "get_scheme", "to_brats_labels",
+    "convert_predictions_to_brats", "dataset_folder", "find_download_cases", "get_scheme", "to_brats_labels",
     "write_dataset_json",
 ]

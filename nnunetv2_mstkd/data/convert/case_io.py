@@ -12,13 +12,13 @@ import os
 import shutil
 from dataclasses import dataclass, field
 
-import nibabel
 import numpy as np
 import SimpleITK as sitk
 
-from nnunetv2_mstkd.data.convert.atomic import atomic_output
-from nnunetv2_mstkd.data.convert.discover import CaseFiles
+from nnunetv2_mstkd.atomic_io import atomic_path
+from nnunetv2_mstkd.data.convert.download_cases import DownloadCase
 from nnunetv2_mstkd.data.convert.schemes import Scheme, get_scheme
+from nnunetv2_mstkd.data.nonfinite import count_nonfinite
 
 #: Tolerances for comparing geometry between the files of one case (mm, direction cosines).
 MM_TOLERANCE = 1e-3
@@ -52,7 +52,7 @@ class CaseResult:
     background_voxels: int = 0
 
 
-def output_paths(case: CaseFiles, scheme: Scheme, dataset_dir: str, keep_incomplete: bool) -> dict[str, str]:
+def output_paths(case: DownloadCase, scheme: Scheme, dataset_dir: str, keep_incomplete: bool) -> dict[str, str]:
     """Source file -> destination file for ``case``, or ``{}`` when the case is left out.
 
     A complete case with a segmentation goes to ``imagesTr``/``labelsTr``; a complete case
@@ -107,17 +107,8 @@ def check_geometry(case_id: str, files: list[str]) -> None:
 
 
 def check_finite(case_id: str, path: str) -> None:
-    """Raise :class:`CaseError` if the file at ``path`` stores NaN or Inf voxels.
-
-    The voxels are read with nibabel, not SimpleITK: ITK's NIfTI reader silently turns
-    NaN and Inf into 0, which would hide them here but not from nnU-Net's nibabel
-    reader. Files stored as integers cannot hold either and are not read.
-    """
-    image = nibabel.load(path)
-    if image.header.get_data_dtype().kind != "f":
-        return
-    data = np.asanyarray(image.dataobj)
-    n_nan, n_inf = int(np.isnan(data).sum()), int(np.isinf(data).sum())
+    """Raise :class:`CaseError` if the file at ``path`` stores NaN or Inf voxels (:func:`count_nonfinite`)."""
+    n_nan, n_inf = count_nonfinite(path)
     if n_nan or n_inf:
         raise CaseError(f"{case_id}: {path} contains {n_nan} NaN and {n_inf} Inf voxels. Replace them (e.g. "
                         f"with 0) before converting: nnU-Net cannot normalise such an image.")
@@ -165,7 +156,7 @@ def _write_case(paths: dict[str, str], seg_path: str | None, seg: sitk.Image | N
     try:
         for src, dst in paths.items():
             os.makedirs(os.path.dirname(dst), exist_ok=True)
-            with atomic_output(dst) as tmp:
+            with atomic_path(dst) as tmp:
                 if src == seg_path:
                     sitk.WriteImage(seg, tmp, useCompression=True)
                 elif src.endswith(".nii.gz"):
@@ -180,7 +171,8 @@ def _write_case(paths: dict[str, str], seg_path: str | None, seg: sitk.Image | N
         raise
 
 
-def convert_case(case: CaseFiles, scheme: str | Scheme, dataset_dir: str, keep_incomplete: bool = False) -> CaseResult:
+def convert_case(case: DownloadCase, scheme: str | Scheme, dataset_dir: str,
+                 keep_incomplete: bool = False) -> CaseResult:
     """Check and write one case into the nnU-Net raw dataset ``dataset_dir``.
 
     Never raises for a problem of the case itself: such problems come back as a result

@@ -9,9 +9,9 @@ from nnunetv2.paths import nnUNet_raw
 from nnunetv2.utilities.dataset_name_id_conversion import find_candidate_datasets
 from nnunetv2.utilities.utils import get_identifiers_from_splitted_dataset_folder
 
-from nnunetv2_mstkd.data.convert.atomic import remove_stale_partials
+from nnunetv2_mstkd.atomic_io import remove_stale_partials
 from nnunetv2_mstkd.data.convert.case_io import convert_case
-from nnunetv2_mstkd.data.convert.discover import find_cases
+from nnunetv2_mstkd.data.convert.download_cases import find_download_cases
 from nnunetv2_mstkd.data.convert.parallel import default_num_processes, map_with_progress
 from nnunetv2_mstkd.data.convert.report import REPORT_NAME, ConversionReport
 from nnunetv2_mstkd.data.convert.schemes import (
@@ -106,7 +106,7 @@ def convert_dataset(scheme: str | Scheme, source: str, dataset_id: int, dataset_
         FileNotFoundError: If ``source`` is not a folder.
     """
     scheme = get_scheme(scheme)
-    cases, unrecognised = find_cases(scheme, source)
+    cases, unrecognised = find_download_cases(scheme, source)
     if not cases:
         raise ValueError(f"No {scheme.title} files under {source!r}: expected names like {scheme.example} "
                          f"({len(unrecognised)} other NIfTI files found). Is this the right dataset scheme?")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from nnunetv2_mstkd.data.convert.atomic import atomic_output
+from nnunetv2_mstkd.atomic_io import atomic_path
 from nnunetv2_mstkd.data.convert.case_io import CaseResult
 
 REPORT_NAME = "conversion_report.json"
@@ -71,7 +71,7 @@ class ConversionReport:
 
     def save(self, path: str) -> None:
         """Write the report as JSON (atomically)."""
-        with atomic_output(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
             json.dump(self.to_dict(), f, indent=2)
 
     def summary(self) -> str:

@@ -15,7 +15,7 @@ import os
 import numpy as np
 import SimpleITK as sitk
 
-from nnunetv2_mstkd.data.convert.atomic import atomic_output
+from nnunetv2_mstkd.atomic_io import atomic_path
 from nnunetv2_mstkd.data.convert.parallel import map_with_progress
 from nnunetv2_mstkd.data.convert.schemes import CONVENTIONS
 
@@ -54,7 +54,7 @@ def convert_prediction_file(src: str, dst: str, convention: str) -> None:
     image = sitk.ReadImage(src)
     out = sitk.GetImageFromArray(to_brats_labels(sitk.GetArrayViewFromImage(image), convention, src))
     out.CopyInformation(image)
-    with atomic_output(dst) as tmp:
+    with atomic_path(dst) as tmp:
         sitk.WriteImage(out, tmp, useCompression=True)
 
 

@@ -2,7 +2,7 @@
 
 Downloads come as one folder per case (``BraTS2021_00000/BraTS2021_00000_t1.nii.gz``),
 as flat folders of files, or nested a level or two deeper (per-site partitions,
-archive folders). :func:`find_cases` walks the whole tree and groups the files
+archive folders). :func:`find_download_cases` walks the whole tree and groups the files
 by the case identifier in their name, so all of these layouts work.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ from nnunetv2_mstkd.data.convert.schemes import Scheme, get_scheme
 
 
 @dataclass
-class CaseFiles:
+class DownloadCase:
     """The source files of one case.
 
     Attributes:
@@ -39,7 +39,7 @@ def _is_nifti(name: str) -> bool:
     return name.endswith(".nii.gz") or name.endswith(".nii")
 
 
-def find_cases(scheme: str | Scheme, source: str) -> tuple[list[CaseFiles], list[str]]:
+def find_download_cases(scheme: str | Scheme, source: str) -> tuple[list[DownloadCase], list[str]]:
     """Group the files under ``source`` into cases of ``scheme``.
 
     Hidden files and folders (names starting with ``.``, e.g. macOS ``._`` files) are
@@ -60,7 +60,7 @@ def find_cases(scheme: str | Scheme, source: str) -> tuple[list[CaseFiles], list
     if not os.path.isdir(source):
         raise FileNotFoundError(f"Source folder {source!r} does not exist or is not a folder. Pass the unpacked "
                                 f"{scheme.title} download folder.")
-    cases: dict[str, CaseFiles] = {}
+    cases: dict[str, DownloadCase] = {}
     unrecognised: list[str] = []
     for root, dirs, files in os.walk(source):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
@@ -73,7 +73,7 @@ def find_cases(scheme: str | Scheme, source: str) -> tuple[list[CaseFiles], list
                 if _is_nifti(name):
                     unrecognised.append(path)
                 continue
-            case = cases.setdefault(match["case"], CaseFiles(match["case"]))
+            case = cases.setdefault(match["case"], DownloadCase(match["case"]))
             tag = match["tag"]
             if tag == scheme.seg_tag:
                 previous = case.seg
