@@ -117,8 +117,8 @@ def main() -> None:
     parser.add_argument("-d", type=int, default=990, help="synthetic dataset ID (default 990)")
     parser.add_argument("--cases", type=int, default=16, help="synthetic training cases (default 16)")
     parser.add_argument("--size", type=int, default=48, help="synthetic image size (default 48)")
-    parser.add_argument("--schedule", default="10ep25it", help="short schedule suffix of the trainers "
-                                                                "(default 10ep25it; e.g. 1ep10it for a smoke run)")
+    parser.add_argument("--schedule", default="10ep25it", choices=("10ep25it", "1ep10it"),
+                        help="short schedule suffix of the trainers (default 10ep25it; 1ep10it for a smoke run)")
     parser.add_argument("-device", default="cpu", help="cpu or cuda (default cpu)")
     args = parser.parse_args()
     run_demo(args.workdir, args.d, args.cases, args.size, args.schedule, args.device)

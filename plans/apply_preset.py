@@ -47,7 +47,8 @@ def apply_preset_to_plans(plans: dict, preset: dict) -> dict:
     kernel sizes and convolutions per stage of its first stages.
 
     Raises:
-        ValueError: If a patch size is not divisible by the total downsampling.
+        ValueError: If a patch size is not divisible by the total downsampling, or the preset names a
+            configuration that ``inherits_from`` another one.
     """
     out = copy.deepcopy(plans)
     out["plans_name"] = preset["plans_identifier"]
@@ -56,7 +57,9 @@ def apply_preset_to_plans(plans: dict, preset: dict) -> dict:
             continue
         conf = out["configurations"][name]
         if "inherits_from" in conf:
-            continue
+            raise ValueError(f"Configuration {name} of plans {plans.get('plans_name')} inherits from "
+                             f"{conf['inherits_from']!r}; a preset changes only configurations with their own "
+                             f"architecture. Name {conf['inherits_from']!r} in the preset instead, or remove {name}.")
         feats = list(cfg["features_per_stage"])
         n = len(feats)
         patch = list(cfg["patch_size"])
@@ -95,7 +98,10 @@ def apply_preset(dataset: str | int, preset: str = "cpu", source_plans: str = "n
             fingerprinted/planned yet (the message names the nnU-Net command to run).
     """
     from nnunetv2.paths import nnUNet_preprocessed
-    from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
+    from nnunetv2.utilities.dataset_name_id_conversion import (
+        convert_dataset_name_to_id,
+        maybe_convert_to_dataset_name,
+    )
 
     if not nnUNet_preprocessed:
         raise RuntimeError("nnUNet_preprocessed is not set. Export nnUNet_raw, nnUNet_preprocessed and "
@@ -124,7 +130,7 @@ def apply_preset(dataset: str | int, preset: str = "cpu", source_plans: str = "n
     if missing:
         from nnunetv2.experiment_planning.plan_and_preprocess_api import preprocess_dataset
 
-        preprocess_dataset(int(name[7:10]), identifier, missing, [num_processes] * len(missing))
+        preprocess_dataset(convert_dataset_name_to_id(name), identifier, missing, [num_processes] * len(missing))
     return dst
 
 

@@ -13,7 +13,8 @@ from conftest import bin_path
 TRAINERS = ["nnUNetTrainerMSTKD", "nnUNetTrainerMSTKDTeacher", "nnUNetTrainerModalityDropout",
             "nnUNetTrainerMSTKD_noMSTKD", "nnUNetTrainerMSTKD_noDMLD", "nnUNetTrainerMSTKD_noGSME",
             "nnUNetTrainerMSTKD_noKD", "nnUNetTrainer_1ep10it", "nnUNetTrainerMSTKD_5ep25it",
-            "nnUNetTrainerMSTKDTeacher_100ep25it", "nnUNetTrainerModalityDropout_20ep25it"]
+            "nnUNetTrainerMSTKDTeacher_2ep10it", "nnUNetTrainerModalityDropout_10ep25it",
+            "nnUNetTrainerMSTKD_initOnly_10ep25it"]
 
 
 def clean_env(**extra) -> dict:
@@ -52,7 +53,19 @@ def test_trainer_modules_import_cheaply_and_by_bare_name():
     code = ("import sys, time; sys.path.insert(0, sys.argv[1]); import mstkd_student, mstkd_teacher, "
             "mstkd_baselines; print(len([n for n in dir(mstkd_student) if n.startswith('nnUNetTrainerMSTKD')]))")
     out = subprocess.run([sys.executable, "-c", code, trainers_dir()], capture_output=True, text=True, check=True)
-    assert int(out.stdout) == 7 * 8  # seven classes, each plus its seven short schedules
+    assert int(out.stdout) == 7 + 7 * 2 + 2  # 7 students at 10ep25it and 1ep10it; full one at 5ep25it, 2ep10it
+
+
+def test_every_trainer_class_is_written_out():
+    """A search for a class name finds its definition: no class is generated at import time."""
+    folder = trainers_dir()
+    sources = "".join(open(os.path.join(folder, f)).read() for f in os.listdir(folder) if f.endswith(".py"))
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import mstkd_student, mstkd_teacher, mstkd_baselines as b\n"
+            "for m in (mstkd_student, mstkd_teacher, b):\n"
+            "    print(*[n for n, v in vars(m).items() if isinstance(v, type) and v.__module__ == m.__name__])")
+    out = subprocess.run([sys.executable, "-c", code, folder], capture_output=True, text=True, check=True)
+    names = out.stdout.split()
+    assert len(names) == 34 and all(f"class {n}(" in sources for n in names)
 
 
 @pytest.mark.e2e

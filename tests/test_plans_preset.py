@@ -61,6 +61,16 @@ def test_bad_preset_patch_is_refused():
         apply_preset_to_plans(plans, preset)
 
 
+def test_preset_for_an_inheriting_configuration_is_refused_by_name():
+    plans = {"plans_name": "nnUNetPlans", "configurations": {
+        "3d_fullres": {"architecture": {"arch_kwargs": {"kernel_sizes": [[3, 3, 3]] * 4}}},
+        "3d_cascade_fullres": {"inherits_from": "3d_fullres", "previous_stage": "3d_lowres"}}}
+    preset = {"plans_identifier": "x", "configurations": {"3d_cascade_fullres": {
+        "patch_size": [32, 32, 32], "batch_size": 2, "features_per_stage": [16, 32, 64]}}}
+    with pytest.raises(ValueError, match="3d_cascade_fullres of plans nnUNetPlans inherits from '3d_fullres'"):
+        apply_preset_to_plans(plans, preset)
+
+
 def test_applying_before_fingerprinting_names_the_nnunet_command(tmp_path):
     from nnunetv2_mstkd.data.synthetic import generate_dataset
 

@@ -7,12 +7,31 @@
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from nnunetv2_mstkd.training.modality_dropout import ModalityDropoutMixin
-from nnunetv2_mstkd.training.schedule import short_variants
+from nnunetv2_mstkd.training.schedule import CPUInference, ShortSchedule
 
 
 class nnUNetTrainerModalityDropout(ModalityDropoutMixin, nnUNetTrainer):
     """nnU-Net with modality dropout (uniform over the non-empty subsets), no distillation."""
 
 
-globals().update(short_variants(nnUNetTrainer, __name__))
-globals().update(short_variants(nnUNetTrainerModalityDropout, __name__))
+# ---- short CPU schedules: <trainer>_<E>ep<I>it = E epochs of I iterations, CPU inference settings ----
+
+
+class nnUNetTrainer_10ep25it(CPUInference, ShortSchedule, nnUNetTrainer):
+    schedule_epochs, schedule_iterations = 10, 25
+
+
+class nnUNetTrainerModalityDropout_10ep25it(CPUInference, ShortSchedule, nnUNetTrainerModalityDropout):
+    schedule_epochs, schedule_iterations = 10, 25
+
+
+class nnUNetTrainer_5ep25it(CPUInference, ShortSchedule, nnUNetTrainer):
+    schedule_epochs, schedule_iterations = 5, 25
+
+
+class nnUNetTrainer_1ep10it(CPUInference, ShortSchedule, nnUNetTrainer):
+    schedule_epochs, schedule_iterations = 1, 10
+
+
+class nnUNetTrainerModalityDropout_1ep10it(CPUInference, ShortSchedule, nnUNetTrainerModalityDropout):
+    schedule_epochs, schedule_iterations = 1, 10

@@ -8,11 +8,11 @@
 * ``nnUNetTrainerMSTKD_initOnly``: started from the teacher's weights, trained with modality dropout and
   no distillation term, to tell the initialisation's share of a gain from the losses'.
 
-Every class also comes in the short CPU schedules ``..._{E}ep{I}it``.
+Short CPU schedules (``..._{E}ep{I}it``) are written out at the end of the module.
 """
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
-from nnunetv2_mstkd.training.schedule import short_variants
+from nnunetv2_mstkd.training.schedule import CPUInference, ShortSchedule
 from nnunetv2_mstkd.training.student import MSTKDStudentMixin
 
 
@@ -59,7 +59,68 @@ class nnUNetTrainerMSTKD_initOnly(nnUNetTrainerMSTKD):
     lambda_att = lambda_feat = lambda_prob = lambda_lskd = lambda_gram = lambda_adv = 0.0
 
 
-for _base in (nnUNetTrainerMSTKD, nnUNetTrainerMSTKD_noMSTKD, nnUNetTrainerMSTKD_noDMLD, nnUNetTrainerMSTKD_noGSME,
-              nnUNetTrainerMSTKD_noKD, nnUNetTrainerMSTKD_noInit, nnUNetTrainerMSTKD_initOnly):
-    globals().update(short_variants(_base, __name__))
-del _base
+# ---- short CPU schedules: <trainer>_<E>ep<I>it = E epochs of I iterations, CPU inference settings ----
+
+
+class nnUNetTrainerMSTKD_10ep25it(CPUInference, ShortSchedule, nnUNetTrainerMSTKD):
+    schedule_epochs, schedule_iterations = 10, 25
+
+
+class nnUNetTrainerMSTKD_noMSTKD_10ep25it(CPUInference, ShortSchedule, nnUNetTrainerMSTKD_noMSTKD):
+    schedule_epochs, schedule_iterations = 10, 25
+
+
+class nnUNetTrainerMSTKD_noDMLD_10ep25it(CPUInference, ShortSchedule, nnUNetTrainerMSTKD_noDMLD):
+    schedule_epochs, schedule_iterations = 10, 25
+
+
+class nnUNetTrainerMSTKD_noGSME_10ep25it(CPUInference, ShortSchedule, nnUNetTrainerMSTKD_noGSME):
+    schedule_epochs, schedule_iterations = 10, 25
+
+
+class nnUNetTrainerMSTKD_noKD_10ep25it(CPUInference, ShortSchedule, nnUNetTrainerMSTKD_noKD):
+    schedule_epochs, schedule_iterations = 10, 25
+
+
+class nnUNetTrainerMSTKD_noInit_10ep25it(CPUInference, ShortSchedule, nnUNetTrainerMSTKD_noInit):
+    schedule_epochs, schedule_iterations = 10, 25
+
+
+class nnUNetTrainerMSTKD_initOnly_10ep25it(CPUInference, ShortSchedule, nnUNetTrainerMSTKD_initOnly):
+    schedule_epochs, schedule_iterations = 10, 25
+
+
+class nnUNetTrainerMSTKD_5ep25it(CPUInference, ShortSchedule, nnUNetTrainerMSTKD):
+    schedule_epochs, schedule_iterations = 5, 25
+
+
+class nnUNetTrainerMSTKD_2ep10it(CPUInference, ShortSchedule, nnUNetTrainerMSTKD):
+    schedule_epochs, schedule_iterations = 2, 10
+
+
+class nnUNetTrainerMSTKD_1ep10it(CPUInference, ShortSchedule, nnUNetTrainerMSTKD):
+    schedule_epochs, schedule_iterations = 1, 10
+
+
+class nnUNetTrainerMSTKD_noMSTKD_1ep10it(CPUInference, ShortSchedule, nnUNetTrainerMSTKD_noMSTKD):
+    schedule_epochs, schedule_iterations = 1, 10
+
+
+class nnUNetTrainerMSTKD_noDMLD_1ep10it(CPUInference, ShortSchedule, nnUNetTrainerMSTKD_noDMLD):
+    schedule_epochs, schedule_iterations = 1, 10
+
+
+class nnUNetTrainerMSTKD_noGSME_1ep10it(CPUInference, ShortSchedule, nnUNetTrainerMSTKD_noGSME):
+    schedule_epochs, schedule_iterations = 1, 10
+
+
+class nnUNetTrainerMSTKD_noKD_1ep10it(CPUInference, ShortSchedule, nnUNetTrainerMSTKD_noKD):
+    schedule_epochs, schedule_iterations = 1, 10
+
+
+class nnUNetTrainerMSTKD_noInit_1ep10it(CPUInference, ShortSchedule, nnUNetTrainerMSTKD_noInit):
+    schedule_epochs, schedule_iterations = 1, 10
+
+
+class nnUNetTrainerMSTKD_initOnly_1ep10it(CPUInference, ShortSchedule, nnUNetTrainerMSTKD_initOnly):
+    schedule_epochs, schedule_iterations = 1, 10
