@@ -15,8 +15,8 @@ import sys
 
 from nnunetv2_mstkd.evaluation.benchmark import OUTPUT_FILES
 from nnunetv2_mstkd.evaluation.folds import fold_summary
-from nnunetv2_mstkd.evaluation.outputs import write_outputs
-from nnunetv2_mstkd.evaluation.report import read_per_case_csv, summarize
+from nnunetv2_mstkd.evaluation.output_folder import write_outputs
+from nnunetv2_mstkd.evaluation.summary import read_per_case_csv, summarize
 
 
 def main(out: str, folders: list[str]) -> None:

@@ -33,9 +33,9 @@ from nnunetv2.utilities.file_path_utilities import get_output_folder
 from nnunetv2_mstkd.env import ensure_ext_trainer
 from nnunetv2_mstkd.evaluation.cases import evaluation_regions, folder_cases, validation_cases
 from nnunetv2_mstkd.evaluation.folds import fold_summary
-from nnunetv2_mstkd.evaluation.outputs import machine_description, write_outputs
-from nnunetv2_mstkd.evaluation.report import markdown_table, summarize
-from nnunetv2_mstkd.evaluation.runner import BenchmarkModel, evaluate, segmentation_saver
+from nnunetv2_mstkd.evaluation.output_folder import machine_description, write_outputs
+from nnunetv2_mstkd.evaluation.subset_loop import BenchmarkModel, evaluate, segmentation_saver
+from nnunetv2_mstkd.evaluation.summary import markdown_table, summarize
 from nnunetv2_mstkd.inference.predict import resolve_device
 from nnunetv2_mstkd.inference.predictor import MissingModalityPredictor
 from nnunetv2_mstkd.modalities import paper_subsets, subset_label

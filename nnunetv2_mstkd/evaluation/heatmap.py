@@ -22,7 +22,7 @@ def plot_dice_heatmap(summary: dict, subset_order: Sequence[str], models: Sequen
     backend, so it works without a display and leaves an interactive session alone.
 
     Args:
-        summary: Output of :func:`~nnunetv2_mstkd.evaluation.report.summarize` (also after JSON).
+        summary: Output of :func:`~nnunetv2_mstkd.evaluation.summary.summarize` (also after JSON).
         subset_order: Subset labels in column order.
         models: Rows in this order; None for the summary's models.
         path: Where to write the PNG.

@@ -3,7 +3,7 @@
 The layout follows Zhu et al. (MICCAI 2025), Tables 1-2: the 15 modality subsets as
 columns in the paper's order, then their mean "Avg"; one block of rows per metric and
 region, one row per method, the best value of each column in bold. The input is the
-summary dict of :func:`nnunetv2_mstkd.evaluation.report.summarize`.
+summary dict of :func:`nnunetv2_mstkd.evaluation.summary.summarize`.
 """
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ def markdown_table(summary: dict, subset_order: Sequence[str], models: Sequence[
     prints as "–".
 
     Args:
-        summary: Output of :func:`~nnunetv2_mstkd.evaluation.report.summarize` (or
+        summary: Output of :func:`~nnunetv2_mstkd.evaluation.summary.summarize` (or
             :func:`paper_summary`), also after a round trip through JSON.
         subset_order: Subset labels in column order, e.g.
             ``[subset_label(s, names) for s in paper_subsets(names)]``.

@@ -6,9 +6,9 @@ channels T1, T1ce, T2, FLAIR and nnU-Net's BraTS region labels;
 The command line is ``mstkd_convert`` (:mod:`nnunetv2_mstkd.data.convert.cli`).
 """
 from nnunetv2_mstkd.data.convert.case_io import CaseError, CaseResult, convert_case
+from nnunetv2_mstkd.data.convert.conversion_report import REPORT_NAME, ConversionReport
 from nnunetv2_mstkd.data.convert.dataset import convert_dataset, dataset_folder, write_dataset_json
 from nnunetv2_mstkd.data.convert.download_cases import DownloadCase, find_download_cases
-from nnunetv2_mstkd.data.convert.report import REPORT_NAME, ConversionReport
 from nnunetv2_mstkd.data.convert.schemes import CONVENTIONS, SCHEMES, Scheme, get_scheme
 from nnunetv2_mstkd.data.convert.to_brats import (
     UnconvertedFilesError,

@@ -16,9 +16,9 @@ import argparse
 import os
 import sys
 
+from nnunetv2_mstkd.data.convert.conversion_report import REPORT_NAME
 from nnunetv2_mstkd.data.convert.dataset import convert_dataset
 from nnunetv2_mstkd.data.convert.parallel import default_num_processes
-from nnunetv2_mstkd.data.convert.report import REPORT_NAME
 from nnunetv2_mstkd.data.convert.schemes import CONVENTIONS, SCHEMES
 from nnunetv2_mstkd.data.convert.to_brats import UnconvertedFilesError, convert_predictions_to_brats
 

@@ -11,9 +11,9 @@ from nnunetv2.utilities.utils import get_identifiers_from_splitted_dataset_folde
 
 from nnunetv2_mstkd.atomic_io import remove_stale_partials
 from nnunetv2_mstkd.data.convert.case_io import convert_case
+from nnunetv2_mstkd.data.convert.conversion_report import REPORT_NAME, ConversionReport
 from nnunetv2_mstkd.data.convert.download_cases import find_download_cases
 from nnunetv2_mstkd.data.convert.parallel import default_num_processes, map_with_progress
-from nnunetv2_mstkd.data.convert.report import REPORT_NAME, ConversionReport
 from nnunetv2_mstkd.data.convert.schemes import (
     CHANNEL_NAMES,
     NNUNET_LABELS,

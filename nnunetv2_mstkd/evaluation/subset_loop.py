@@ -46,7 +46,7 @@ class BenchmarkResult:
     """What :func:`evaluate` measured.
 
     Attributes:
-        rows: Per-case rows ``case, model, subset, region, Dice, HD95`` (see ``evaluation.report``).
+        rows: Per-case rows ``case, model, subset, region, Dice, HD95`` (see ``evaluation.summary``).
         timing: One row per case and model: ``case, model, preprocessing_s`` (blank where the
             model reused a preprocessing done for another model), ``preprocessed_by``,
             ``inference_mean_s`` (per subset), ``inference_total_s`` (all subsets), ``n_subsets``.

@@ -1,4 +1,4 @@
-"""The benchmark's outputs: per-case CSV, summary JSON and the paper-style Markdown table.
+"""The benchmark's rows and their summary: per-case CSV, summary JSON (the tables and plots re-exported here).
 
 A *row* is one case, one model, one modality subset and one region::
 

@@ -1,4 +1,4 @@
-"""The benchmark's files beyond the report tables: CSVs, the timing table, ``results.md``.
+"""The benchmark's output folder: every file it holds (CSVs, summary, heatmap, timing, ``results.md``).
 
 Every file is written with :mod:`nnunetv2_mstkd.atomic_io`, so an interrupted run
 leaves the previous version or nothing, never half a file.
@@ -16,7 +16,7 @@ import torch
 
 from nnunetv2_mstkd.atomic_io import atomic_path, write_text
 from nnunetv2_mstkd.evaluation.folds import fold_markdown
-from nnunetv2_mstkd.evaluation.report import (
+from nnunetv2_mstkd.evaluation.summary import (
     default_reference_model,
     markdown_table,
     plot_dice_heatmap,
@@ -103,7 +103,7 @@ def results_markdown(meta: dict, summary: dict, subset_order: Sequence[str], mod
     Args:
         meta: Header fields: ``dataset, configuration, plans, fold, checkpoint, cases_source, n_cases, tta,
             step_size, device, command, machine, skipped`` (model -> reason).
-        summary: From :func:`~nnunetv2_mstkd.evaluation.report.summarize`.
+        summary: From :func:`~nnunetv2_mstkd.evaluation.summary.summarize`.
         subset_order: Subset labels in column order.
         models: Models in row order.
         wilcoxon_section: Markdown of the tests, or a note saying why there are none.
@@ -164,7 +164,7 @@ def write_outputs(paths: dict[str, str], rows: Sequence[dict], timing: Sequence[
         paths: Destination per key of :data:`~nnunetv2_mstkd.evaluation.benchmark.OUTPUT_FILES`.
         rows: Per-case rows.
         timing: Rows of ``timing.csv``.
-        summary: From :func:`~nnunetv2_mstkd.evaluation.report.summarize`; ``meta`` is stored beside it
+        summary: From :func:`~nnunetv2_mstkd.evaluation.summary.summarize`; ``meta`` is stored beside it
             under ``"benchmark"`` in ``summary.json``.
         models: Models in row order.
         reference: Reference model of the Wilcoxon tests, or None for the default.

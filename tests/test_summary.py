@@ -4,7 +4,8 @@ import math
 
 import pytest
 
-from nnunetv2_mstkd.evaluation.report import (
+from nnunetv2_mstkd.evaluation.stats import default_reference_model, holm
+from nnunetv2_mstkd.evaluation.summary import (
     markdown_table,
     paper_markdown_table,
     paper_reference_rows,
@@ -16,7 +17,6 @@ from nnunetv2_mstkd.evaluation.report import (
     write_per_case_csv,
     write_summary_json,
 )
-from nnunetv2_mstkd.evaluation.stats import default_reference_model, holm
 from nnunetv2_mstkd.modalities import BRATS_CHANNELS, paper_subsets, subset_label
 
 PAPER_ORDER = [subset_label(s, BRATS_CHANNELS) for s in paper_subsets(BRATS_CHANNELS)]
