@@ -77,6 +77,14 @@ def test_every_output_exists_with_a_row_per_case_model_subset_region(benchmark_r
     assert summary["models"] == list(MODELS) and summary["subsets"] == PAPER_ORDER
     assert summary["benchmark"]["cases"] == cases and summary["n_cases"] == {m: len(cases) for m in MODELS}
     assert (out / "dice_heatmap.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # which sequence to acquire: every subset lacking something, every sequence it lacks, every region
+    gains = _read_csv(out / "acquisition_gain.csv")
+    assert len(gains) == len(MODELS) * (4 * 3 + 6 * 2 + 4 * 1) * 3
+    g = next(r for r in gains if r["model"] == MODELS[0] and r["subset"] == "T2" and r["added"] == "T1ce"
+             and r["region"] == "ET")
+    means = summary["results"][MODELS[0]]
+    assert float(g["gain"]) == pytest.approx(100 * (means["T1Gd+T2"]["ET"]["Dice"]["mean"]
+                                                    - means["T2"]["ET"]["Dice"]["mean"]), abs=0.01)
 
 
 def test_results_md_has_the_paper_layout_and_the_csv_means(benchmark_run):

@@ -1,7 +1,7 @@
 """The package's layers import only downwards, so each can be read, tested and reused on its own.
 
 The allowed direction: ``losses`` and ``data`` depend on nothing of ours but the shared
-modules (``atomic_io``, ``modalities``, ``env``); ``network`` may use ``losses``;
+modules (``atomic_io``, ``modalities``, ``regions``, ``env``); ``network`` may use ``losses``;
 ``training`` may use ``network`` and ``losses``; ``inference`` may use ``network`` and
 ``data``; ``evaluation`` may use ``inference`` and ``data``. Imports inside functions count.
 """
@@ -13,7 +13,7 @@ import pathlib
 import pytest
 
 PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "nnunetv2_mstkd"
-SHARED = {"atomic_io", "modalities", "env"}
+SHARED = {"atomic_io", "modalities", "regions", "env"}
 ALLOWED = {
     "losses": SHARED | {"losses"},
     "data": SHARED | {"data"},

@@ -256,3 +256,36 @@ def test_previous_stage_segmentation_is_appended_as_nnunet_does(model, masked, i
     n_foreground = len(p.label_manager.foreground_labels)
     assert ours["data"].shape[0] == 4 + n_foreground and ours["data"][4:].sum() > 0 and not failures
     assert torch.equal(ours["data"], stock["data"])
+
+
+def test_expected_accuracy_reports_overlays_and_index(model, images_ts, tmp_path):
+    from test_expected_accuracy import hand_summary
+
+    summary = hand_summary(TRAINER)
+    summary["benchmark"].update(dataset=os.path.basename(os.path.dirname(model)),
+                                labels=json.load(open(os.path.join(model, "dataset.json")))["labels"])
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    (bench / "summary.json").write_text(json.dumps(summary))
+    inp = _copy_case(images_ts, OTHER, _copy_case(images_ts, CASE, tmp_path / "in", channels=(0, 2, 3)))
+    lines = []
+    result = predict_missing(str(inp), str(tmp_path / "out"), model, expected=str(bench), overlays=True,
+                             log=lines.append, **FAST)
+    assert result["predicted"] == [CASE, OTHER]
+    report = json.load(open(tmp_path / "out" / f"{CASE}_report.json"))
+    assert report["absent"] == ["T1ce"] and report["expected"]["ET"]["Dice"]["mean"] == pytest.approx(0.10)
+    assert report["acquire"][0]["channel"] == "T1ce" and report["benchmark"]["n_cases"] == 42
+    assert any(line.startswith(f"case {CASE}: ET: expected Dice 10 ± 10 without T1ce") for line in lines)
+    assert json.load(open(tmp_path / "out" / f"{OTHER}_report.json"))["absent"] == []
+    for case in (CASE, OTHER):
+        assert (tmp_path / "out" / f"{case}_overlay.png").stat().st_size > 10_000
+    index = (tmp_path / "out" / "report.md").read_text()
+    assert f"[overlay]({CASE}_overlay.png)" in index and f"[report]({OTHER}_report.json)" in index
+    assert _no_partial_files(tmp_path / "out")
+
+    # a benchmark of another model is refused before anything is predicted or written
+    summary["benchmark"]["plans"] = "nnUNetPlans"
+    (bench / "summary.json").write_text(json.dumps(summary))
+    with pytest.raises(ValueError, match="plans: benchmark 'nnUNetPlans', model 'nnUNetPlansCPU'"):
+        predict_missing(str(inp), str(tmp_path / "out2"), model, expected=str(bench), **FAST)
+    assert not (tmp_path / "out2").exists()

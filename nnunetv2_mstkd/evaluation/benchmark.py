@@ -42,7 +42,9 @@ from nnunetv2_mstkd.modalities import paper_subsets, subset_label
 
 #: Output files, by the key under which :func:`run_benchmark` returns their paths.
 OUTPUT_FILES = {"per_case_csv": "per_case.csv", "summary_json": "summary.json", "results_md": "results.md",
-                "dice_heatmap": "dice_heatmap.png", "wilcoxon_csv": "wilcoxon.csv", "timing_csv": "timing.csv"}
+                "dice_heatmap": "dice_heatmap.png", "wilcoxon_csv": "wilcoxon.csv", "timing_csv": "timing.csv",
+                "acquisition_csv": "acquisition_gain.csv", "acquisition_md": "acquisition_gain.md",
+                "acquisition_png": "acquisition_gain.png"}
 
 
 def missing_checkpoints(dataset: str | int, configuration: str, fold: int | str, trainers: Sequence[str], plans: str,
@@ -187,7 +189,8 @@ def run_benchmark(dataset: str | int, configuration: str, fold: int | str | Sequ
             "machine": machine_description(device),
             "command": _command(dataset, configuration, folds, trainers, output_folder, plans, images, labels, device,
                                 checkpoint_name, disable_tta, step_size, reference, save_predictions),
-            "skipped": skipped, "cases": case_ids}
+            "skipped": skipped, "cases": case_ids, "channel_names": list(channel_names),
+            "labels": dataset_json.get("labels")}
     paths = {key: os.path.join(output_folder, name) for key, name in OUTPUT_FILES.items()}
     write_outputs(paths, rows, timing, summary, available, reference, meta)
     return {**paths, "summary": summary, "models": available, "skipped": skipped, "cases": meta["cases"],

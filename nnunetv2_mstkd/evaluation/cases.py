@@ -24,8 +24,8 @@ from nnunetv2.imageio.base_reader_writer import BaseReaderWriter
 from nnunetv2.paths import nnUNet_preprocessed, nnUNet_raw
 from nnunetv2.utilities.utils import get_filenames_of_train_images_and_targets
 
-from nnunetv2_mstkd.evaluation.metrics import BRATS_REGIONS
 from nnunetv2_mstkd.inference.case_files import find_cases
+from nnunetv2_mstkd.regions import evaluation_regions  # noqa: F401  (re-exported: the benchmark's regions)
 
 
 @dataclass
@@ -123,19 +123,3 @@ def read_reference(case: EvalCase, reader_writer: BaseReaderWriter) -> tuple[np.
     """The reference label map ``(*spatial)`` and its spacing in mm per array axis."""
     seg, properties = reader_writer.read_seg(case.label)
     return seg[0], [float(s) for s in properties["spacing"]]
-
-
-def evaluation_regions(dataset_json: dict) -> dict[str, tuple[int, ...]]:
-    """Regions to score: WT/TC/ET for BraTS-style labels, else one per ``dataset.json`` label or region.
-
-    BraTS-style means region labels equal to :data:`~nnunetv2_mstkd.evaluation.metrics.BRATS_REGIONS`
-    (``whole tumor`` (1, 2, 3), ``tumor core`` (2, 3), ``enhancing tumor`` (3)), or the three plain
-    labels 1, 2, 3 of nnU-Net's BraTS conversion, whose regions are then formed from them (METHOD §1).
-    """
-    labels = {name: tuple(sorted(v)) if isinstance(v, (list, tuple)) else (int(v),)
-              for name, v in dataset_json["labels"].items() if name not in ("background", "ignore")}
-    labels = {name: v for name, v in labels.items() if v != (0,)}
-    brats = sorted(BRATS_REGIONS.values())
-    if sorted(labels.values()) == brats or sorted(labels.values()) == [(1,), (2,), (3,)]:
-        return dict(BRATS_REGIONS)
-    return labels

@@ -29,8 +29,8 @@ import numpy as np
 from nnunetv2.evaluation.evaluate_predictions import compute_tp_fp_fn_tn, region_or_label_to_mask
 from scipy.ndimage import binary_erosion, distance_transform_edt, generate_binary_structure
 
-#: The BraTS regions in nnU-Net's label convention (1 edema, 2 necrosis, 3 enhancing).
-BRATS_REGIONS: dict[str, tuple[int, ...]] = {"WT": (1, 2, 3), "TC": (2, 3), "ET": (3,)}
+from nnunetv2_mstkd.regions import BRATS_REGIONS  # noqa: F401  (re-exported: the default regions)
+
 #: The metrics this module computes, each with whether a higher value is better.
 HIGHER_IS_BETTER: dict[str, bool] = {"Dice": True, "HD95": False}
 
@@ -146,7 +146,7 @@ def region_metrics(pred_labels: np.ndarray, ref_labels: np.ndarray, spacing: Seq
         ref_labels: Reference label map of the same shape.
         spacing: Voxel size in mm per array axis.
         regions: Region name -> label or tuple of labels forming it. Defaults to
-            :data:`BRATS_REGIONS` (WT, TC, ET).
+            :data:`~nnunetv2_mstkd.regions.BRATS_REGIONS` (WT, TC, ET).
 
     Returns:
         ``{region: {"Dice": float, "HD95": float}}`` in the order of ``regions``.

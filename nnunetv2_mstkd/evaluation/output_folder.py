@@ -15,6 +15,12 @@ import numpy as np
 import torch
 
 from nnunetv2_mstkd.atomic_io import atomic_path, write_text
+from nnunetv2_mstkd.evaluation.acquisition import (
+    ACQUISITION_COLUMNS,
+    acquisition_markdown,
+    acquisition_rows,
+    plot_acquisition,
+)
 from nnunetv2_mstkd.evaluation.folds import fold_markdown
 from nnunetv2_mstkd.evaluation.summary import (
     default_reference_model,
@@ -181,3 +187,9 @@ def write_outputs(paths: dict[str, str], rows: Sequence[dict], timing: Sequence[
     write_csv(tests, WILCOXON_COLUMNS, paths["wilcoxon_csv"])
     write_csv(timing, TIMING_COLUMNS, paths["timing_csv"])
     write_text(results_markdown(meta, summary, subset_order, models, section, timing), paths["results_md"])
+    if "acquisition_csv" in paths and meta.get("channel_names"):  # summaries of older versions lack the channels
+        gains = acquisition_rows(summary, meta["channel_names"], models)
+        write_csv(gains, ACQUISITION_COLUMNS, paths["acquisition_csv"])
+        write_text(acquisition_markdown(gains, models, meta["channel_names"]), paths["acquisition_md"])
+        with atomic_path(paths["acquisition_png"]) as tmp:
+            plot_acquisition(gains, models, meta["channel_names"], tmp)

@@ -27,14 +27,18 @@ import os
 import sys
 from collections.abc import Iterable, Sequence
 
+import SimpleITK as sitk
 import torch
 from batchgenerators.utilities.file_and_folder_operations import load_json
 
 from nnunetv2_mstkd.atomic_io import remove_stale_partials, write_json
+from nnunetv2_mstkd.inference.case_report import case_report, write_case_outputs, write_index
+from nnunetv2_mstkd.inference.expected_accuracy import Expectation, load_expectation
 from nnunetv2_mstkd.inference.model_folder import check_model_folder
 from nnunetv2_mstkd.inference.predictor import MissingModalityPredictor
 from nnunetv2_mstkd.inference.preprocessing import channel_names_of
 from nnunetv2_mstkd.modalities import resolve_channels
+from nnunetv2_mstkd.regions import evaluation_regions
 
 MISSING_JSON = "missing_modalities.json"
 
@@ -59,7 +63,8 @@ def predict_missing(input_folder: str, output_folder: str, model_folder: str, fo
                     continue_prediction: bool = False, device: str | torch.device = "cuda",
                     num_processes_preprocessing: int = 3, num_processes_segmentation_export: int = 3,
                     prev_stage_predictions: str | None = None, num_parts: int = 1, part_id: int = 0,
-                    not_on_device: bool = False, allow_nonfinite: bool = False, verbose: bool = False,
+                    not_on_device: bool = False, allow_nonfinite: bool = False, expected: str | None = None,
+                    expected_min_dice: float = 50.0, overlays: bool = False, verbose: bool = False,
                     disable_progress_bar: bool = False, log=print) -> dict:
     """Predict every case of ``input_folder``, each with the channels it has.
 
@@ -83,6 +88,10 @@ def predict_missing(input_folder: str, output_folder: str, model_folder: str, fo
         part_id: ... and predict this one (0 to ``num_parts - 1``).
         not_on_device: Keep the sliding window's result in CPU memory (large cases on a small GPU).
         allow_nonfinite: Predict files with NaN/Inf voxels with them set to 0 instead of refusing them.
+        expected: An ``mstkd_benchmark`` output folder (or its ``summary.json``) of the same model: each case
+            gets ``CASE_report.json`` with the expected accuracy for its subset and what to acquire.
+        expected_min_dice: Regions whose expected Dice (points) is below this are flagged.
+        overlays: Write ``CASE_overlay.png`` per case (with more than one case, ``report.md`` links them).
         verbose: nnU-Net's verbose output.
         disable_progress_bar: Hide nnU-Net's progress bars.
         log: Receives one line per message about cases.
@@ -92,8 +101,8 @@ def predict_missing(input_folder: str, output_folder: str, model_folder: str, fo
         for the cases of this part.
 
     Raises:
-        ValueError: Unknown channel in ``missing`` (the message lists the valid ones), or a bad part, before
-            any work.
+        ValueError: Unknown channel in ``missing`` (the message lists the valid ones), a bad part, or a
+            benchmark that is unreadable or made for another model, before any work.
         FileNotFoundError: Missing model files or input folder.
         RuntimeError: The device is not available.
     """
@@ -106,6 +115,7 @@ def predict_missing(input_folder: str, output_folder: str, model_folder: str, fo
     missing_names = [channel_names[i] for i in resolve_channels(missing, channel_names)]  # fails before any work
     if not os.path.isdir(input_folder):
         raise FileNotFoundError(f"Input folder {input_folder} does not exist.")
+    expectation = None if expected is None else matching_expectation(expected, model_folder)
     predictor = MissingModalityPredictor(
         tile_step_size=step_size, use_mirroring=not disable_tta, perform_everything_on_device=not not_on_device,
         device=device, verbose=verbose, verbose_preprocessing=verbose, allow_tqdm=not disable_progress_bar,
@@ -128,8 +138,45 @@ def predict_missing(input_folder: str, output_folder: str, model_folder: str, fo
         write_json({"channel_names": channel_names, "missing": missing_names, "cases": absent,
                     "failed": record.failed}, os.path.join(output_folder, name))
     predicted = [c for c in record.predicted if c not in record.failed]
+    if expectation is not None or overlays:
+        report_cases(predictor, [record.cases[c] for c in predicted], output_folder, expectation, expected_min_dice,
+                     overlays, log)
     log(f"done: {len(predicted)} predicted, {len(record.skipped)} skipped, {len(record.failed)} failed")
     return {"predicted": sorted(predicted), "skipped": record.skipped, "failed": record.failed, "absent": absent}
+
+
+def matching_expectation(expected: str, model_folder: str) -> Expectation:
+    """The benchmark's results for the model in ``model_folder``; refuses one made for another model."""
+    from nnunetv2.utilities.file_path_utilities import parse_dataset_trainer_plans_configuration_from_path
+
+    dataset, trainer, plans, configuration = parse_dataset_trainer_plans_configuration_from_path(
+        os.path.abspath(model_folder))
+    expectation = load_expectation(expected, trainer)
+    expectation.check_model(load_json(os.path.join(model_folder, "dataset.json")), dataset, trainer, plans,
+                            configuration)
+    return expectation
+
+
+def report_cases(predictor: MissingModalityPredictor, cases: Sequence, output_folder: str,
+                 expectation: Expectation | None, min_dice: float, overlays: bool, log=print) -> list[dict]:
+    """Each predicted case's report and/or picture, its flags in the log, and ``report.md`` for a batch."""
+    regions = evaluation_regions(predictor.dataset_json)
+    ending = predictor.dataset_json["file_ending"]
+    reports, files = [], {}
+    for case in cases:
+        image = sitk.ReadImage(os.path.join(output_folder, case.case_id + ending))
+        seg = sitk.GetArrayFromImage(image)
+        report = case_report(case.case_id, predictor.channel_names, case.absent, expectation, min_dice,
+                             empty=not seg.any())
+        files[case.case_id] = write_case_outputs(report, output_folder, case.files, predictor.channel_names, seg,
+                                                 regions, image.GetSpacing()[::-1], expectation is not None,
+                                                 overlays)
+        for line in report["flags"] + ([report["recommendation"]] if "recommendation" in report else []):
+            log(f"case {case.case_id}: {line}")
+        reports.append(report)
+    if len(reports) > 1:
+        write_index(reports, files, output_folder)
+    return reports
 
 
 def _env_int(name: str, default: int) -> int:
@@ -172,6 +219,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--disable_progress_bar", action="store_true", help="hide nnU-Net's progress bars")
     p.add_argument("--not_on_device", action="store_true",
                    help="keep the sliding window's result in CPU memory (large cases on a small GPU)")
+    p.add_argument("--expected", metavar="BENCH",
+                   help="an mstkd_benchmark output folder (or its summary.json) of the same model: write "
+                        "CASE_report.json with the expected accuracy of each case's subset and what to acquire")
+    p.add_argument("--expected_min_dice", type=float, default=50.0,
+                   help="flag regions whose expected Dice (points) is below this. Default: 50")
+    p.add_argument("--overlays", action="store_true",
+                   help="write CASE_overlay.png: each sequence through the tumour's centre, segmentation outlined")
     p.add_argument("--allow_nonfinite", action="store_true",
                    help="predict files holding NaN/Inf voxels with those voxels set to 0 (a warning per case) "
                         "instead of refusing the case")
@@ -217,7 +271,8 @@ def main(argv: list[str] | None = None) -> None:
                                  num_processes_preprocessing=args.npp, num_processes_segmentation_export=args.nps,
                                  prev_stage_predictions=args.prev_stage_predictions, num_parts=args.num_parts,
                                  part_id=args.part_id, not_on_device=args.not_on_device,
-                                 allow_nonfinite=args.allow_nonfinite, verbose=args.verbose,
+                                 allow_nonfinite=args.allow_nonfinite, expected=args.expected,
+                                 expected_min_dice=args.expected_min_dice, overlays=args.overlays, verbose=args.verbose,
                                  disable_progress_bar=args.disable_progress_bar)
     except (ValueError, FileNotFoundError, RuntimeError) as e:
         parser.exit(2, f"mstkd_predict: error: {e}\n")
