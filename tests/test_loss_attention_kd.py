@@ -184,3 +184,29 @@ def test_hand_written_gradient_matches_autograd(tied):
     for got_stage, ref_stage in zip(leaves, ref_leaves):
         for got, want in zip(got_stage, ref_stage):
             torch.testing.assert_close(got.grad.double(), want.grad, rtol=1e-4, atol=1e-7)
+
+
+def test_chunk_size_fills_a_share_of_free_gpu_memory_and_stays_cache_sized_on_cpu():
+    from nnunetv2_mstkd.losses.attention_kd import CPU_CHUNK, chunk_entries
+
+    # GPU: budget min(¼ × 80 GiB, 1 GiB) = 2**30 bytes; (4·4 + 20) maps × 4 bytes = 144 bytes per entry
+    assert chunk_entries(4, 10_000_000, 4, "cuda", free_bytes=80 << 30) == (1 << 30) // 144 == 7_456_540
+    assert chunk_entries(4, 1_000_000, 4, "cuda", free_bytes=80 << 30) == 1_000_000  # one chunk when it fits
+    assert chunk_entries(4, 10_000_000, 4, "cuda", free_bytes=1 << 20) == CPU_CHUNK  # never below the CPU size
+    assert chunk_entries(4, 10_000_000, 4, "cpu") == CPU_CHUNK and chunk_entries(4, 1000, 4, "cpu") == 1000
+
+
+def test_loss_and_gradient_do_not_depend_on_the_chunk_size(monkeypatch):
+    from nnunetv2_mstkd.losses import attention_kd
+
+    torch.manual_seed(0)
+    student = [[torch.softmax(torch.randn(2, 3, 40, 40), -1).requires_grad_() for _ in range(3)]]
+    teacher = [[torch.softmax(torch.randn(2, 3, 40, 40), -1) for _ in range(3)]]
+    results = []
+    for size in (7, 10_000):
+        monkeypatch.setattr(attention_kd, "chunk_entries", lambda *args, size=size, **kwargs: size)
+        loss = attention_distillation_loss(student, teacher)
+        grads = torch.autograd.grad(loss, student[0])
+        results.append((loss.detach(), grads))
+    assert torch.allclose(results[0][0], results[1][0], rtol=1e-5)
+    assert all(torch.allclose(a, b, rtol=1e-4, atol=1e-9) for a, b in zip(results[0][1], results[1][1]))

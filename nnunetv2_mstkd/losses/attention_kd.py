@@ -8,8 +8,36 @@ from torch import nn
 
 from nnunetv2_mstkd.losses._checks import check_pair_of_sequences, check_same_shape
 
-#: Entries per layer handled at once; keeps every temporary of a chunk in the CPU cache.
-_CHUNK = 1 << 16
+#: Entries per layer handled at once on a CPU: keeps every temporary of a chunk in the cache.
+CPU_CHUNK = 1 << 16
+#: Share of the free GPU memory that one chunk's temporaries may take, and an upper bound in bytes.
+GPU_MEMORY_SHARE, GPU_MEMORY_CAP = 0.25, 1 << 30
+
+
+def chunk_entries(num_layers: int, numel: int, itemsize: int, device_type: str,
+                  free_bytes: int | None = None) -> int:
+    """Entries per layer processed at once by the attention loss.
+
+    On a CPU, :data:`CPU_CHUNK` (cache-sized chunks were measured fastest). On a GPU, as
+    many as fit in :data:`GPU_MEMORY_SHARE` of the free memory (at most
+    :data:`GPU_MEMORY_CAP` bytes), counting about ``4 L + 20`` map-sized temporaries per
+    entry: usually the whole map in one chunk, so a 128³ patch costs a few kernel launches
+    instead of thousands.
+
+    Args:
+        num_layers: Attention layers L of the stage.
+        numel: Entries of one layer's attention map.
+        itemsize: Bytes per entry (4 for float32, 2 under autocast).
+        device_type: ``"cpu"``, ``"cuda"`` ...
+        free_bytes: Free device memory; read from the device when None.
+    """
+    if device_type != "cuda":
+        return max(1, min(CPU_CHUNK, numel))
+    if free_bytes is None:
+        free_bytes = torch.cuda.mem_get_info()[0]
+    budget = min(int(free_bytes * GPU_MEMORY_SHARE), GPU_MEMORY_CAP)
+    per_entry = (4 * num_layers + 20) * itemsize
+    return max(1, min(numel, max(CPU_CHUNK, budget // per_entry)))
 
 
 class _EnhancedSquaredError(torch.autograd.Function):
@@ -39,9 +67,10 @@ class _EnhancedSquaredError(torch.autograd.Function):
         grad = torch.empty((num_layers, student[0].numel()), dtype=student[0].dtype,
                            device=student[0].device) if want_grad else None
         partial, scale = [], []
-        for c0 in range(0, student[0].numel(), _CHUNK):
-            a = torch.stack([x[c0:c0 + _CHUNK] for x in student])
-            b = torch.stack([x[c0:c0 + _CHUNK] for x in teacher])
+        step = chunk_entries(num_layers, student[0].numel(), student[0].element_size(), student[0].device.type)
+        for c0 in range(0, student[0].numel(), step):
+            a = torch.stack([x[c0:c0 + step] for x in student])
+            b = torch.stack([x[c0:c0 + step] for x in teacher])
             # each network's maps are enhanced by its own envelopes E_k
             e = torch.stack((a.amax(0), a.amin(0), a.mean(0)))
             f = torch.stack((b.amax(0), b.amin(0), b.mean(0)))
@@ -63,7 +92,7 @@ class _EnhancedSquaredError(torch.autograd.Function):
                     # a float `out` makes eq write 1.0/0.0 directly, several times faster than bool then cast
                     hit = torch.eq(a, e[k], out=torch.empty_like(a))
                     chunk.addcmul_(hit, g[k] / hit.sum(0))
-                grad[:, c0:c0 + _CHUNK] = chunk
+                grad[:, c0:c0 + step] = chunk
         ctx.num_layers = num_layers
         ctx.shape = maps[0].shape
         if want_grad:
