@@ -69,3 +69,21 @@ def test_weights_follow_the_class_attributes(student):
     assert (w.att, w.feat, w.prob, w.lskd, w.gram, w.adv, w.temperature, w.ramp_fraction) == (
         trainer.lambda_att, trainer.lambda_feat, trainer.lambda_prob, trainer.lambda_lskd, trainer.lambda_gram,
         trainer.lambda_adv, 7.0, 0.2)
+
+
+def test_compiled_student_forward_gives_the_eager_loss(student, monkeypatch):
+    """With nnUNet_compile the student's aux forward is compiled (here with a CPU-quick backend)."""
+    trainer, _ = student
+    batch = _batch(3)
+    trainer.modality_subsets = ((0, 1, 2, 3),)  # no random dropout: both steps see the same input
+    state = copy.deepcopy(trainer.network.state_dict())
+    disc = copy.deepcopy(trainer.discriminator.state_dict())
+    eager = trainer.train_step(batch)
+    trainer.network.load_state_dict(state)
+    trainer.discriminator.load_state_dict(disc)
+    monkeypatch.setattr(type(trainer), "_do_i_compile", lambda self: True)
+    monkeypatch.setattr(type(trainer), "compile_backend", "aot_eager")
+    compiled = trainer.train_step(batch)
+    assert trainer._compiled_forward_with_aux is not None
+    for key in ("loss_seg", "loss_mstkd", "loss_dmld", "loss_gsme"):
+        assert compiled[key] == pytest.approx(eager[key], rel=1e-4, abs=1e-6), key

@@ -128,10 +128,25 @@ class MSTKDStudentMixin(ModalityDropoutMixin, MSTKDNetworkMixin):
                                    self.configuration_name, self.device)
 
     # ---- training -----------------------------------------------------------------------------------------
+    #: ``torch.compile`` backend of the student's training forward when nnU-Net compiles (``nnUNet_compile``).
+    compile_backend: str = "inductor"
+
+    def _forward_with_aux(self, net: nn.Module):
+        """``net.forward_with_aux``, compiled when nnU-Net compiles its network (CUDA and ``nnUNet_compile``).
+
+        nnU-Net compiles ``self.network``, whose ``forward`` the student's step does not call
+        (it needs the attention maps and features too), so the aux forward is compiled here once.
+        """
+        if not self._do_i_compile():
+            return net.forward_with_aux
+        if getattr(self, "_compiled_forward_with_aux", None) is None:
+            self._compiled_forward_with_aux = torch.compile(net.forward_with_aux, backend=self.compile_backend)
+        return self._compiled_forward_with_aux
+
     def _student_forward(self, x: torch.Tensor):
         net = unwrap(self.network)
         if not self.is_ddp:
-            return net.forward_with_aux(x)
+            return self._forward_with_aux(net)(x)
         # Under DDP the forward must go through the wrapper so gradients are all-reduced.
         net.aux_sink = []
         try:
