@@ -264,3 +264,24 @@ def test_console_script_runs(tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().endswith("Dataset003_Tiny")
     assert sorted(os.listdir(tmp_path / "Dataset003_Tiny" / "labelsTr")) == ["Tiny_000.nii.gz"]
+
+
+def test_brats_grid_has_bratss_geometry_and_passes_nnunet_checks(tmp_path):
+    folder = generate_dataset(57, 2, 1, size=40, seed=1, raw_dir=str(tmp_path), brats_grid=True)
+    image = sitk.ReadImage(os.path.join(folder, "imagesTr", "SynthBraTS_000_0001.nii.gz"))
+    assert image.GetSize() == (240, 240, 155) and image.GetSpacing() == (1.0, 1.0, 1.0)
+    assert image.GetOrigin() == (0.0, -239.0, 0.0)
+    array = sitk.GetArrayFromImage(image)
+    reference = make_case(case_seed(1, "train", 0), 40)[0][1]
+    assert np.array_equal(array[57:97, 100:140, 100:140], reference)  # the phantom, centred
+    assert array.sum() == reference.sum()  # zero everywhere else
+    label = sitk.ReadImage(os.path.join(folder, "labelsTr", "SynthBraTS_000.nii.gz"))
+    assert label.GetSize() == (240, 240, 155) and label.GetOrigin() == (0.0, -239.0, 0.0)
+    assert json.load(open(os.path.join(folder, "dataset.json")))["synthetic"]["brats_grid"] is True
+    verify_dataset_integrity(folder, num_processes=1)
+
+
+def test_brats_grid_refuses_a_phantom_larger_than_the_grid(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["-d", "58", "--size", "160", "--brats-grid"])
+    assert "does not fit BraTS's grid" in capsys.readouterr().err

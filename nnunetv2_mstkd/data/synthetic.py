@@ -47,7 +47,26 @@ FILE_ENDING = ".nii.gz"
 # 1 mm isotropic, identity orientation, for images and labels alike.
 _GEOMETRY = {"sitk_stuff": {"spacing": (1.0, 1.0, 1.0), "origin": (0.0, 0.0, 0.0),
                             "direction": (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)}}
+#: BraTS's grid (SRI-24 atlas space): 240 × 240 × 155 voxels of 1 mm, array order (z, y, x), and the
+#: origin and direction SimpleITK reports for BraTS files.
+BRATS_SHAPE = (155, 240, 240)
+BRATS_GEOMETRY = {"sitk_stuff": {"spacing": (1.0, 1.0, 1.0), "origin": (0.0, -239.0, 0.0),
+                                 "direction": (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)}}
 _SPLITS = {"train": 0, "test": 1}
+
+
+def embed(image: np.ndarray, label: np.ndarray, shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Place a cubic phantom case in the centre of a zero volume of ``shape`` (zero outside the brain)."""
+    size = label.shape[0]
+    if any(s < size for s in shape):
+        raise ValueError(f"Shape {shape} cannot hold a case of {size}^3 voxels.")
+    offset = [(s - size) // 2 for s in shape]
+    box = tuple(slice(o, o + size) for o in offset)
+    big_image = np.zeros((image.shape[0], *shape), dtype=image.dtype)
+    big_label = np.zeros(shape, dtype=label.dtype)
+    big_image[(slice(None), *box)] = image
+    big_label[box] = label
+    return big_image, big_label
 
 
 def case_seed(seed: int, split: str, index: int) -> tuple[int, int, int]:
@@ -100,8 +119,9 @@ def validate_arguments(dataset_id: int, num_cases: int, num_test_cases: int, siz
     return raw_dir, f"Dataset{dataset_id:03d}_{name}"
 
 
-def _write_case(folder: str, split_dir: str, identifier: str, image: np.ndarray, label: np.ndarray) -> None:
-    geo = _GEOMETRY["sitk_stuff"]
+def _write_case(folder: str, split_dir: str, identifier: str, image: np.ndarray, label: np.ndarray,
+                geometry: dict = _GEOMETRY) -> None:
+    geo = geometry["sitk_stuff"]
     for c in range(image.shape[0]):
         itk = sitk.GetImageFromArray(image[c])
         itk.SetSpacing(geo["spacing"])
@@ -109,11 +129,11 @@ def _write_case(folder: str, split_dir: str, identifier: str, image: np.ndarray,
         itk.SetDirection(geo["direction"])
         sitk.WriteImage(itk, os.path.join(folder, f"images{split_dir}", f"{identifier}_{c:04d}{FILE_ENDING}"), True)
     SimpleITKIO().write_seg(label, os.path.join(folder, f"labels{split_dir}", f"{identifier}{FILE_ENDING}"),
-                            _GEOMETRY)
+                            geometry)
 
 
 def generate_dataset(dataset_id: int, num_cases: int, num_test_cases: int = 0, size: int = 64, seed: int = 0,
-                     name: str = "SynthBraTS", raw_dir: str | None = None) -> str:
+                     name: str = "SynthBraTS", raw_dir: str | None = None, brats_grid: bool = False) -> str:
     """Generate a synthetic BraTS-like nnU-Net raw dataset.
 
     Args:
@@ -124,6 +144,9 @@ def generate_dataset(dataset_id: int, num_cases: int, num_test_cases: int = 0, s
         seed: Non-negative base seed; case ``i`` of a split always gets the same data.
         name: Dataset name, the part after ``DatasetXXX_``.
         raw_dir: The nnU-Net raw folder; default the ``nnUNet_raw`` environment variable.
+        brats_grid: Write each case on BraTS's grid (:data:`BRATS_SHAPE`, :data:`BRATS_GEOMETRY`): the
+            ``size``³ phantom (at most 155; 155 gives a brain of about 124 × 112 × 136 mm and tumour
+            radii of 19–34 mm) in the centre of a zero 240 × 240 × 155 volume.
 
     Returns:
         The absolute path of the new dataset folder.
@@ -143,14 +166,17 @@ def generate_dataset(dataset_id: int, num_cases: int, num_test_cases: int = 0, s
         for split, split_dir, i in tqdm(jobs, desc=f"Writing {folder_name}", unit="case", disable=None):
             identifier = f"{name}_{'' if split == 'train' else 'test'}{i:0{width}d}"
             image, label = make_case(case_seed(seed, split, i), size)
-            _write_case(tmp, split_dir, identifier, image, label)
+            if brats_grid:
+                image, label = embed(image, label, BRATS_SHAPE)
+            _write_case(tmp, split_dir, identifier, image, label, BRATS_GEOMETRY if brats_grid else _GEOMETRY)
         generate_dataset_json(
             tmp, channel_names=dict(enumerate(BRATS_CHANNELS)), labels=dict(REGION_LABELS),
             num_training_cases=num_cases, file_ending=FILE_ENDING, regions_class_order=REGIONS_CLASS_ORDER,
             dataset_name=folder_name, license="CC0-1.0 (synthetic data)",
-            description=f"Synthetic BraTS-like phantoms, {size}^3 voxels at 1 mm, seed {seed}.",
+            description=f"Synthetic BraTS-like phantoms, {size}^3 voxels at 1 mm"
+                        f"{' on the BraTS grid (240 x 240 x 155)' if brats_grid else ''}, seed {seed}.",
             converted_by="nnunetv2_mstkd.data.synthetic", numTest=num_test_cases,
-            synthetic={"seed": seed, "size": size},
+            synthetic={"seed": seed, "size": size, "brats_grid": brats_grid},
         )
         # a run with the same ID may have finished meanwhile; never rename over or beside it
         validate_arguments(dataset_id, num_cases, num_test_cases, size, seed, name, raw_dir)
@@ -174,12 +200,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--size", type=int, default=64,
                         help=f"edge length of each cubic case in 1 mm voxels, at least {MIN_SIZE} (default 64)")
     parser.add_argument("--seed", type=int, default=0, help="base random seed, >= 0 (default 0)")
+    parser.add_argument("--brats-grid", action="store_true",
+                        help="write each case on BraTS's 240 x 240 x 155 grid at 1 mm with BraTS's origin and "
+                             "direction, the phantom (--size, at most 155; use 155) centred, zero around it")
     parser.add_argument("-n", "--name", default="SynthBraTS",
                         help="dataset name after DatasetXXX_ (default SynthBraTS)")
     args = parser.parse_args(argv)
     try:
+        if args.brats_grid and args.size > min(BRATS_SHAPE):
+            raise ValueError(f"--size {args.size} does not fit BraTS's grid; use at most {min(BRATS_SHAPE)}.")
         validate_arguments(args.dataset_id, args.cases, args.test_cases, args.size, args.seed, args.name, None)
     except ValueError as e:
         parser.error(str(e))
-    folder = generate_dataset(args.dataset_id, args.cases, args.test_cases, args.size, args.seed, args.name)
+    folder = generate_dataset(args.dataset_id, args.cases, args.test_cases, args.size, args.seed, args.name,
+                              brats_grid=args.brats_grid)
     print(folder)
