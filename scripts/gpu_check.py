@@ -1,0 +1,164 @@
+"""The GPU check: BraTS-geometry data, nnU-Net's default plans, AMP training steps, compile off and on, prediction.
+
+On a CUDA machine (``bash scripts/gpu_check.sh``), within about 8 minutes:
+
+1. synthesises BraTS-geometry cases (``mstkd_synth --brats-grid --size 155``) and plans them with
+   nnU-Net's default planner (``nnUNetv2_plan_and_preprocess``, no CPU preset);
+2. for the teacher trainer, the student and the modality-dropout baseline, with ``nnUNet_compile``
+   off and on: nnU-Net's own trainer set-up and data loading, a few warm-up steps, then timed
+   ``train_step`` calls (AMP, as nnU-Net trains on CUDA); seconds per iteration, peak GPU memory
+   (``torch.cuda.max_memory_allocated``) and whether every loss term stayed finite;
+3. predicts the test cases with ``mstkd_predict`` and ``nnUNetv2_predict`` on the GPU with the
+   teacher's checkpoint, nothing missing, and checks that the outputs are equal;
+4. writes a Markdown report (``--out``).
+
+``--dry-run`` runs the same steps on the CPU at toy size (32³ cases, the CPU preset, one step,
+compile off only), so the test suite keeps the script from rotting.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import time
+
+import numpy as np
+import SimpleITK as sitk
+import torch
+
+BIN = os.path.dirname(sys.executable)
+DATASET = 970
+TRAINERS = ("nnUNetTrainerMSTKDTeacher", "nnUNetTrainerMSTKD", "nnUNetTrainerModalityDropout")
+
+
+def _run(cmd: list[str], env: dict, log) -> None:
+    log(f"$ {' '.join(cmd)}")
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.exit(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+
+
+def time_trainer(trainer_name: str, plans: str, device: torch.device, compile_on: bool, warmup: int,
+                 steps: int) -> dict:
+    """Set a trainer up as nnU-Net does and time ``steps`` training steps after ``warmup``."""
+    os.environ["nnUNet_compile"] = "true" if compile_on else "false"
+    from nnunetv2.run.run_training import get_trainer_from_args
+
+    trainer = get_trainer_from_args(str(DATASET), "3d_fullres", 0, trainer_name, plans, device=device)
+    trainer.num_epochs = 1
+    trainer.on_train_start()
+    finite, seconds = True, []
+    try:
+        for k in range(warmup + steps):
+            batch = next(trainer.dataloader_train)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+                if k == warmup:
+                    torch.cuda.reset_peak_memory_stats()
+            start = time.perf_counter()
+            out = trainer.train_step(batch)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            if k >= warmup:
+                seconds.append(time.perf_counter() - start)
+            finite &= all(np.all(np.isfinite(v)) for k2, v in out.items() if k2.startswith("loss"))
+        peak = torch.cuda.max_memory_allocated() / 2 ** 30 if device.type == "cuda" else float("nan")
+        terms = sorted(k for k in out if k.startswith("loss"))
+    finally:
+        trainer.on_train_end()  # nnU-Net's own: writes checkpoint_final.pth (the student's teacher), stops loaders
+    return {"trainer": trainer_name, "compile": compile_on, "patch": list(trainer.configuration_manager.patch_size),
+            "batch": trainer.configuration_manager.batch_size, "s_per_it": float(np.median(seconds)),
+            "peak_gib": peak, "finite": bool(finite), "terms": terms}
+
+
+def report(rows: list[dict], predict_equal: bool, predict_s: dict, header: str) -> str:
+    lines = [f"# GPU check{' (dry run on CPU)' if 'dry run' in header else ''}", "", header, "",
+             "| trainer | compile | patch | batch | s / iteration | peak GPU memory (GiB) | loss terms finite |",
+             "|---|---|---|---:|---:|---:|---|"]
+    for r in rows:
+        lines.append(f"| {r['trainer']} | {'on' if r['compile'] else 'off'} | {'×'.join(map(str, r['patch']))} | "
+                     f"{r['batch']} | {r['s_per_it']:.3f} | {r['peak_gib']:.2f} | {'yes' if r['finite'] else 'NO'} |")
+    teacher = {r["compile"]: r for r in rows if r["trainer"] == TRAINERS[0]}
+    for r in rows:
+        if r["trainer"] == TRAINERS[1] and r["compile"] in teacher:
+            t = teacher[r["compile"]]
+            lines.append(f"\nStudent / teacher trainer, compile {'on' if r['compile'] else 'off'}: "
+                         f"{r['s_per_it'] / t['s_per_it']:.2f}× time, "
+                         f"{r['peak_gib'] / t['peak_gib']:.2f}× peak memory.")
+    lines += ["", f"Prediction of the test cases with the teacher's checkpoint, nothing missing: mstkd_predict "
+              f"{predict_s['mstkd_predict']:.1f} s, nnUNetv2_predict {predict_s['nnUNetv2_predict']:.1f} s; "
+              f"outputs {'equal' if predict_equal else 'DIFFERENT'}."]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--dry-run", action="store_true", help="toy size on the CPU (what the test suite runs)")
+    p.add_argument("--work", default="/tmp/mstkd_gpu_check", help="work folder (nnU-Net's three folders)")
+    p.add_argument("--out", default="gpu_check.md", help="the Markdown report")
+    p.add_argument("--cases", type=int, default=5, help="training cases, at least 5 for nnU-Net's split (default 5)")
+    p.add_argument("--steps", type=int, default=10, help="timed iterations per trainer (default 10)")
+    args = p.parse_args()
+    dry = args.dry_run
+    device = torch.device("cpu" if dry else "cuda")
+    if not dry and not torch.cuda.is_available():
+        sys.exit("No CUDA device here; run with --dry-run to check the script on the CPU.")
+    work = os.path.abspath(args.work)
+    env = dict(os.environ, nnUNet_raw=f"{work}/raw", nnUNet_preprocessed=f"{work}/preprocessed",
+               nnUNet_results=f"{work}/results", nnUNet_def_n_proc="1" if dry else "4")
+    from nnunetv2_mstkd.env import with_trainers_dir
+
+    env["nnUNet_extTrainer"] = with_trainers_dir(env.get("nnUNet_extTrainer"))
+    os.environ.update(env)
+    log = print
+    if not os.path.isdir(f"{work}/raw/Dataset{DATASET}_SynthBraTS"):
+        # the dry run keeps small cubes (the BraTS-grid writer has its own test): the planning stays quick
+        size = ["--size", "32"] if dry else ["--size", "155", "--brats-grid"]
+        _run([f"{BIN}/mstkd_synth", "-d", str(DATASET), "--cases", str(5 if dry else args.cases), "--test-cases",
+              "1" if dry else "2", "--seed", "11", *size], env, log)
+    plans = "nnUNetPlansCPU" if dry else "nnUNetPlans"
+    if not os.path.isfile(f"{work}/preprocessed/Dataset{DATASET}_SynthBraTS/{plans}.json"):
+        n = "1" if dry else "4"
+        _run([f"{BIN}/nnUNetv2_plan_and_preprocess", "-d", str(DATASET), "-c", "3d_fullres", "-np", n, "-npfp", n],
+             env, log)
+        if dry:
+            _run([f"{BIN}/mstkd_apply_plans", "-d", str(DATASET)], env, log)
+    rows = []
+    if dry:  # no augmentation worker processes on the CPU (set only now: nnU-Net's planning fails with it)
+        os.environ["nnUNet_n_proc_DA"] = "0"
+    for compile_on in ((False,) if dry else (False, True)):
+        for name in TRAINERS:
+            rows.append(time_trainer(name, plans, device, compile_on, warmup=0 if dry else 3,
+                                     steps=1 if dry else args.steps))
+            log(f"{rows[-1]}")
+    model = f"{work}/results/Dataset{DATASET}_SynthBraTS/{TRAINERS[0]}__{plans}__3d_fullres"
+    images = f"{work}/raw/Dataset{DATASET}_SynthBraTS/imagesTs"
+    flags = ["-m", model, "-f", "0", "-device", device.type, "-npp", "1", "-nps", "1", "--disable_progress_bar"]
+    seconds = {}
+    for command in ("nnUNetv2_predict_from_modelfolder", "mstkd_predict"):
+        start = time.perf_counter()
+        _run([f"{BIN}/{command}", "-i", images, "-o", f"{work}/pred_{command}", *flags], env, log)
+        seconds["nnUNetv2_predict" if command.startswith("nnUNet") else command] = time.perf_counter() - start
+    equal = True
+    for name in sorted(f for f in os.listdir(f"{work}/pred_mstkd_predict") if f.endswith(".nii.gz")):
+        a = sitk.ReadImage(f"{work}/pred_mstkd_predict/{name}")
+        b = sitk.ReadImage(f"{work}/pred_nnUNetv2_predict_from_modelfolder/{name}")
+        equal &= np.array_equal(sitk.GetArrayFromImage(a), sitk.GetArrayFromImage(b))
+        equal &= a.GetSize() == ((32, 32, 32) if dry else (240, 240, 155))
+    gpu = torch.cuda.get_device_name() if device.type == "cuda" else "none (dry run on the CPU)"
+    header = (f"Machine: {platform.node()}, GPU {gpu}; torch {torch.__version__}. "
+              f"Command: `python scripts/gpu_check.py{' --dry-run' if dry else ''} --steps {args.steps}`. "
+              f"Data: {5 if dry else args.cases} synthetic cases "
+              f"{'of 32³ voxels' if dry else 'on BraTS’s 240×240×155 grid'}, plans {plans}.")
+    text = report(rows, bool(equal), seconds, header + (" (dry run)" if dry else ""))
+    with open(args.out, "w") as f:
+        f.write(text)
+    print(text)
+    if not (equal and all(r["finite"] for r in rows)):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

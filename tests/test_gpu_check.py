@@ -1,0 +1,25 @@
+"""The GPU check script, in its CPU dry-run mode, so that it cannot rot between GPU sessions."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+pytestmark = pytest.mark.e2e
+
+
+def test_gpu_check_dry_run_writes_its_report(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("nnUNet_")}
+    env.update(OMP_NUM_THREADS="2", PYTHONUNBUFFERED="1")
+    out = tmp_path / "gpu_check.md"
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "gpu_check.py"), "--dry-run",
+                           "--work", str(tmp_path / "work"), "--out", str(out)], env=env, capture_output=True,
+                          text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    text = out.read_text()
+    for trainer in ("nnUNetTrainerMSTKDTeacher", "nnUNetTrainerMSTKD", "nnUNetTrainerModalityDropout"):
+        assert f"| {trainer} | off | 32×32×32 | 2 |" in text
+    assert "| NO |" not in text and "outputs equal" in text and "Student / teacher trainer, compile off" in text
