@@ -125,3 +125,20 @@ def test_overlay_picture_has_its_size_and_is_not_blank(tmp_path):
     rgb = (picture[..., :3] * 255).round().astype(int).reshape(-1, 3)
     assert (np.abs(rgb - [0x2c, 0xa0, 0x2c]).max(axis=1) < 40).sum() > 10
     assert (np.abs(rgb - [0xd6, 0x27, 0x28]).max(axis=1) < 40).sum() > 10
+
+
+def test_empty_prediction_still_gets_its_report_and_a_picture_that_says_so(tmp_path, bench):
+    import SimpleITK as sitk
+
+    from nnunetv2_mstkd.inference.case_report import write_case_outputs
+
+    files = []
+    for i in range(4):
+        path = str(tmp_path / f"e_{i:04d}.nii.gz")
+        sitk.WriteImage(sitk.GetImageFromArray(np.random.default_rng(i).uniform(0, 1, (12, 14, 16))), path)
+        files.append(path if i != 1 else None)
+    report = case_report("e", CHANNELS, [1], load_expectation(bench, "nnUNetTrainerMSTKD"), 50, empty=True)
+    paths = write_case_outputs(report, str(tmp_path), files, CHANNELS, np.zeros((12, 14, 16), np.uint8),
+                               {"WT": (1, 2, 3)}, (1.0, 1.0, 1.0), write_report=True, overlay=True)
+    assert json.load(open(paths["report"]))["flags"][0].startswith("The prediction is empty")
+    assert matplotlib.image.imread(paths["overlay"]).shape[:2] == (1200, 900)
