@@ -19,11 +19,11 @@ import torch
 
 from nnunetv2_mstkd.atomic_io import atomic_path
 from nnunetv2_mstkd.evaluation.benchmark import OUTPUT_FILES, main, run_benchmark
-from nnunetv2_mstkd.evaluation.cases import evaluation_regions, folder_cases
-from nnunetv2_mstkd.evaluation.metrics import BRATS_REGIONS
+from nnunetv2_mstkd.evaluation.cases import folder_cases
 from nnunetv2_mstkd.evaluation.output_folder import timing_markdown
 from nnunetv2_mstkd.inference.predictor import MissingModalityPredictor
 from nnunetv2_mstkd.modalities import BRATS_CHANNELS
+from nnunetv2_mstkd.regions import BRATS_REGIONS, evaluation_regions
 
 from conftest import CONFIGURATION, PLANS, bin_path, nnunet_env, run
 

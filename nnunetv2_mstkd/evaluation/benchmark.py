@@ -31,7 +31,7 @@ from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_datas
 from nnunetv2.utilities.file_path_utilities import get_output_folder
 
 from nnunetv2_mstkd.env import ensure_ext_trainer
-from nnunetv2_mstkd.evaluation.cases import evaluation_regions, folder_cases, validation_cases
+from nnunetv2_mstkd.evaluation.cases import folder_cases, validation_cases
 from nnunetv2_mstkd.evaluation.folds import fold_summary
 from nnunetv2_mstkd.evaluation.output_folder import machine_description, write_outputs
 from nnunetv2_mstkd.evaluation.subset_loop import BenchmarkModel, evaluate, segmentation_saver
@@ -39,6 +39,7 @@ from nnunetv2_mstkd.evaluation.summary import markdown_table, summarize
 from nnunetv2_mstkd.inference.predict import resolve_device
 from nnunetv2_mstkd.inference.predictor import MissingModalityPredictor
 from nnunetv2_mstkd.modalities import paper_subsets, subset_label
+from nnunetv2_mstkd.regions import evaluation_regions
 
 #: Output files, by the key under which :func:`run_benchmark` returns their paths.
 OUTPUT_FILES = {"per_case_csv": "per_case.csv", "summary_json": "summary.json", "results_md": "results.md",

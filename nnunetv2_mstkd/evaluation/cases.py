@@ -25,7 +25,6 @@ from nnunetv2.paths import nnUNet_preprocessed, nnUNet_raw
 from nnunetv2.utilities.utils import get_filenames_of_train_images_and_targets
 
 from nnunetv2_mstkd.inference.case_files import find_cases
-from nnunetv2_mstkd.regions import evaluation_regions  # noqa: F401  (re-exported: the benchmark's regions)
 
 
 @dataclass

@@ -29,7 +29,7 @@ import numpy as np
 from nnunetv2.evaluation.evaluate_predictions import compute_tp_fp_fn_tn, region_or_label_to_mask
 from scipy.ndimage import binary_erosion, distance_transform_edt, generate_binary_structure
 
-from nnunetv2_mstkd.regions import BRATS_REGIONS  # noqa: F401  (re-exported: the default regions)
+from nnunetv2_mstkd.regions import BRATS_REGIONS
 
 #: The metrics this module computes, each with whether a higher value is better.
 HIGHER_IS_BETTER: dict[str, bool] = {"Dice": True, "HD95": False}
