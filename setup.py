@@ -21,7 +21,6 @@ setup(
     packages=find_packages(include=["nnunetv2_mstkd", "nnunetv2_mstkd.*"])
     + ["nnunetv2_mstkd.trainers", "nnunetv2_mstkd.plans"],
     package_dir={"nnunetv2_mstkd.trainers": "trainers", "nnunetv2_mstkd.plans": "plans"},
-    package_data={"nnunetv2_mstkd.plans": ["*.json"]},
     include_package_data=True,
     install_requires=[
         "nnunetv2>=2.8.1,<2.9",
@@ -38,7 +37,7 @@ setup(
         "console_scripts": [
             "mstkd_trainers_dir = nnunetv2_mstkd.env:trainers_dir_entry",
             "mstkd_synth = nnunetv2_mstkd.data.synthetic:main",
-            "mstkd_apply_plans = nnunetv2_mstkd.plans.apply_preset:main",
+            "mstkd_apply_plans = nnunetv2_mstkd.plans.plan_cpu:main",
             "mstkd_predict = nnunetv2_mstkd.inference.predict:main",
             "mstkd_benchmark = nnunetv2_mstkd.evaluation.benchmark:main",
             "mstkd_convert = nnunetv2_mstkd.data.convert.cli:main",

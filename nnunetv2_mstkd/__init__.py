@@ -9,7 +9,7 @@ Sub-packages, by role:
 * ``nnunetv2_mstkd.inference``: prediction with absent modalities.
 * ``nnunetv2_mstkd.evaluation``: Dice/HD95 and the 15-subset benchmark.
 * ``nnunetv2_mstkd.trainers`` (top-level ``trainers/``): the classes nnU-Net discovers.
-* ``nnunetv2_mstkd.plans`` (top-level ``plans/``): CPU-scale plans presets.
+* ``nnunetv2_mstkd.plans`` (top-level ``plans/``): the CPU-sized planner (nnUNetPlannerCPU) and ``mstkd_apply_plans``.
 """
 
 __version__ = "0.1.0"

@@ -81,7 +81,7 @@ def run_demo(workdir: str, dataset_id: int = 990, cases: int = 16, size: int = 4
               [exe("nnUNetv2_plan_and_preprocess"), "-d", str(dataset_id), "-c", "3d_fullres", "-np", "1", "-npfp",
                "1", "--verify_dataset_integrity"], plan_env, os.path.join(logs, "plan.log"))
     if not os.path.isfile(os.path.join(pre, "nnUNetPlansCPU.json")):
-        _step("3/6 CPU plans preset", [exe("mstkd_apply_plans"), "-d", str(dataset_id)], env,
+        _step("3/6 CPU plans (nnUNetPlannerCPU)", [exe("mstkd_apply_plans"), "-d", str(dataset_id)], env,
               os.path.join(logs, "plans_preset.log"))
     train_env = dict(env, nnUNet_n_proc_DA="0")
     trainers = [f"{t}_{schedule}" for t in TRAINERS]

@@ -8,7 +8,7 @@ segmentation through ``nnUNetPredictor`` against the same through
 ``--out``). Run it on an otherwise idle machine.
 
 Without ``-m``/``-i`` it prepares, in ``--root``, a short CPU model on the
-synthetic BraTS-like data (generate, plan, CPU preset, ``nnUNetTrainer_1ep10it``)
+synthetic BraTS-like data (generate, plan, CPU plans, ``nnUNetTrainer_1ep10it``)
 and ``--cases`` synthetic test cases of ``--size`` voxels per edge::
 
     python scripts/bench_predict.py --root /tmp/mstkd_bench --out docs/benchmarks/predict_speed.md

@@ -1,7 +1,7 @@
 """Seconds per training iteration and peak memory of the four main trainers, side by side.
 
 Each trainer runs in its own process (so peak memory is its own) on a synthetic
-dataset planned with nnU-Net and the CPU preset, with real batches from nnU-Net's
+dataset planned with nnU-Net and its CPU-sized plans, with real batches from nnU-Net's
 data loader. The trainers take turns for ``--rounds`` rounds, so a slow spell of a
 shared machine hits all of them; the table gives the median over rounds of each
 round's median, and "× teacher" is the median of the per-round ratios. CPU seconds
@@ -11,6 +11,14 @@ teacher's checkpoint that the MST-KD student needs is the (briefly trained)
 teacher of this run. Prints a Markdown table.
 
     python scripts/bench_train_cost.py --workdir /tmp/mstkd_cost --iterations 20 --rounds 3 [--device cuda]
+
+``--full-size`` runs the same at BraTS size instead: cases on BraTS's 240×240×155
+grid planned by nnU-Net's default planner (``nnUNetPlans``, no CPU plans), a few
+iterations per trainer, whether every loss term stayed finite, then one test case
+predicted by ``mstkd_predict`` with T1ce absent (time, peak RSS, output geometry
+against the input's)::
+
+    python scripts/bench_train_cost.py --full-size --workdir /tmp/mstkd_full --iterations 2 --warmup 1 --rounds 1
 """
 from __future__ import annotations
 
@@ -26,6 +34,7 @@ import time
 
 TRAINERS = ("nnUNetTrainer", "nnUNetTrainerModalityDropout", "nnUNetTrainerMSTKDTeacher", "nnUNetTrainerMSTKD")
 DATASET_ID = 991
+FULL_SIZE_DATASET_ID = 972
 
 
 def _env(workdir: str) -> dict:
@@ -38,51 +47,91 @@ def _env(workdir: str) -> dict:
     return env
 
 
-def prepare(workdir: str) -> None:
-    """Synthetic dataset (16 cases of 48³), nnU-Net planning and the CPU preset, once."""
+def prepare(workdir: str, full_size: bool) -> None:
+    """Synthetic dataset and nnU-Net planning, once: 16 cases of 48³ and the CPU plans, or (``full_size``)
+    5 training cases and 1 test case on BraTS's grid with nnU-Net's default plans."""
     env = _env(workdir)
     bindir = os.path.dirname(sys.executable)
-    if not os.path.isdir(f"{workdir}/raw/Dataset{DATASET_ID}_SynthBraTS"):
-        subprocess.run([f"{bindir}/mstkd_synth", "-d", str(DATASET_ID), "--cases", "16", "--size", "48"], env=env,
-                       check=True)
-    if not os.path.isfile(f"{workdir}/preprocessed/Dataset{DATASET_ID}_SynthBraTS/nnUNetPlansCPU.json"):
-        subprocess.run([f"{bindir}/nnUNetv2_plan_and_preprocess", "-d", str(DATASET_ID), "-c", "3d_fullres",
+    dataset, plans = (FULL_SIZE_DATASET_ID, "nnUNetPlans") if full_size else (DATASET_ID, "nnUNetPlansCPU")
+    if not os.path.isdir(f"{workdir}/raw/Dataset{dataset}_SynthBraTS"):
+        size = ["--cases", "5", "--test-cases", "1", "--size", "155", "--brats-grid"] if full_size \
+            else ["--cases", "16", "--size", "48"]
+        subprocess.run([f"{bindir}/mstkd_synth", "-d", str(dataset), *size], env=env, check=True)
+    if not os.path.isfile(f"{workdir}/preprocessed/Dataset{dataset}_SynthBraTS/{plans}.json"):
+        subprocess.run([f"{bindir}/nnUNetv2_plan_and_preprocess", "-d", str(dataset), "-c", "3d_fullres",
                         "-np", "1", "-npfp", "1"], env=env, check=True, capture_output=True)
-        subprocess.run([f"{bindir}/mstkd_apply_plans", "-d", str(DATASET_ID)], env=env, check=True)
+    if not full_size and not os.path.isfile(f"{workdir}/preprocessed/Dataset{dataset}_SynthBraTS/{plans}.json"):
+        subprocess.run([f"{bindir}/mstkd_apply_plans", "-d", str(dataset)], env=env, check=True)
 
 
-def measure(trainer_name: str, iterations: int, warmup: int, device: str) -> dict:
+def measure(trainer_name: str, iterations: int, warmup: int, device: str, full_size: bool) -> dict:
     """In this process: time ``iterations`` train steps of ``trainer_name`` after ``warmup`` steps."""
+    import numpy as np
     import torch
     from nnunetv2.run.run_training import get_trainer_from_args
 
-    trainer = get_trainer_from_args(str(DATASET_ID), "3d_fullres", 0, trainer_name, "nnUNetPlansCPU",
-                                    device=torch.device(device))
+    dataset, plans = (FULL_SIZE_DATASET_ID, "nnUNetPlans") if full_size else (DATASET_ID, "nnUNetPlansCPU")
+    trainer = get_trainer_from_args(str(dataset), "3d_fullres", 0, trainer_name, plans, device=torch.device(device))
     trainer.on_train_start()
     trainer.on_train_epoch_start()
-    times, cpu_times = [], []
+    times, cpu_times, finite = [], [], True
     for i in range(warmup + iterations):
         batch = next(trainer.dataloader_train)
         if device == "cuda":
             torch.cuda.synchronize()
         start, cpu_start = time.perf_counter(), time.process_time()
-        trainer.train_step(batch)
+        out = trainer.train_step(batch)
         if device == "cuda":
             torch.cuda.synchronize()
         if i >= warmup:
             times.append(time.perf_counter() - start)
             cpu_times.append(time.process_time() - cpu_start)
-    if trainer_name == "nnUNetTrainerMSTKDTeacher":
-        # The student of this benchmark distils from this (barely trained) teacher.
+        finite &= all(bool(np.all(np.isfinite(v))) for k, v in out.items() if k.startswith("loss"))
+    if trainer_name in ("nnUNetTrainerMSTKDTeacher", "nnUNetTrainerMSTKD"):
+        # The student of this benchmark distils from this (barely trained) teacher; the full-size run
+        # predicts with this student.
         trainer.save_checkpoint(os.path.join(trainer.output_folder, "checkpoint_final.pth"))
     times.sort()
     result = {"trainer": trainer_name, "median_s": times[len(times) // 2], "mean_s": sum(times) / len(times),
-              "cpu_median_s": statistics.median(cpu_times),
+              "cpu_median_s": statistics.median(cpu_times), "finite": bool(finite),
+              "terms": sorted(k for k in out if k.startswith("loss")),
+              "patch": [int(p) for p in trainer.configuration_manager.patch_size],
+              "batch": int(trainer.configuration_manager.batch_size),
               "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     if device == "cuda":
         result["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
     trainer.on_train_end()
     return result
+
+
+def predict_full_size(workdir: str) -> dict:
+    """Predict the test case with the student, T1ce absent; time, peak RSS and output geometry."""
+    import SimpleITK as sitk
+
+    env = dict(_env(workdir), nnUNet_def_n_proc="1")
+    name = f"Dataset{FULL_SIZE_DATASET_ID}_SynthBraTS"
+    images, out = f"{workdir}/raw/{name}/imagesTs", f"{workdir}/pred_full_size"
+    model = f"{workdir}/results/{name}/nnUNetTrainerMSTKD__nnUNetPlans__3d_fullres"
+    cmd = [os.path.join(os.path.dirname(sys.executable), "mstkd_predict"), "-i", images, "-o", out, "-m", model,
+           "-f", "0", "--missing", "T1ce", "--disable_tta", "-device", "cpu", "-npp", "1", "-nps", "1",
+           "--disable_progress_bar"]
+    # a child that reports its own peak RSS and that of its export workers
+    code = ("import resource, runpy, sys; sys.argv = sys.argv[1:]\n"
+            "try:\n    runpy.run_path(sys.argv[0], run_name='__main__')\n"
+            "finally:\n    print('RSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "
+            "resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, flush=True)")
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", code, *cmd], env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+        sys.exit(f"prediction failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    rss = [int(x) / 1024 for x in next(x for x in proc.stdout.splitlines() if x.startswith("RSS ")).split()[1:]]
+    case = sorted(f for f in os.listdir(images) if f.endswith("_0000.nii.gz"))[0][: -len("_0000.nii.gz")]
+    a, b = sitk.ReadImage(f"{images}/{case}_0000.nii.gz"), sitk.ReadImage(f"{out}/{case}.nii.gz")
+    same = (a.GetSize() == b.GetSize() and a.GetSpacing() == b.GetSpacing() and a.GetOrigin() == b.GetOrigin()
+            and a.GetDirection() == b.GetDirection())
+    return {"case": case, "seconds": seconds, "rss_mb": rss[0], "workers_rss_mb": rss[1], "size": a.GetSize(),
+            "geometry_equal": same}
 
 
 def main() -> None:
@@ -92,37 +141,52 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=3, help="turns each trainer takes (default 3)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--full-size", action="store_true",
+                        help="BraTS-grid cases with nnU-Net's default plans, then one prediction (see above)")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     workdir = os.path.abspath(args.workdir)
     if args.one:
         os.environ.update(_env(workdir), nnUNet_n_proc_DA="0")
-        print("RESULT " + json.dumps(measure(args.one, args.iterations, args.warmup, args.device)))
+        print("RESULT " + json.dumps(measure(args.one, args.iterations, args.warmup, args.device, args.full_size)))
         return
-    prepare(workdir)
+    prepare(workdir, args.full_size)
     runs: dict[str, list[dict]] = {name: [] for name in TRAINERS}
+    failed: dict[str, str] = {}
     for round_index in range(args.rounds):
         for name in TRAINERS:
+            if name in failed:
+                continue
             print(f"round {round_index + 1}/{args.rounds}: {name}", file=sys.stderr, flush=True)
             out = subprocess.run([sys.executable, __file__, "--workdir", workdir, "--iterations",
                                   str(args.iterations), "--warmup", str(args.warmup), "--device", args.device,
-                                  "--one", name], capture_output=True, text=True)
+                                  "--one", name] + (["--full-size"] if args.full_size else []),
+                                 capture_output=True, text=True)
             line = [x for x in out.stdout.splitlines() if x.startswith("RESULT ")]
+            if out.returncode == -9:
+                # the kernel's out-of-memory killer: record it and go on with the other trainers
+                failed[name] = "killed by the kernel (out of memory)"
+                print(f"{name}: {failed[name]}", file=sys.stderr, flush=True)
+                continue
             if out.returncode != 0 or not line:
                 sys.exit(f"{name} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
             runs[name].append(json.loads(line[0][7:]))
     teacher_runs = runs["nnUNetTrainerMSTKDTeacher"]
     rows = []
     for name in TRAINERS:
+        if not runs[name]:
+            continue
         rows.append({"trainer": name,
                      "median_s": statistics.median(r["median_s"] for r in runs[name]),
                      "mean_s": statistics.mean(r["mean_s"] for r in runs[name]),
                      "ratio": statistics.median(r["median_s"] / t["median_s"]
-                                                for r, t in zip(runs[name], teacher_runs)),
+                                                for r, t in zip(runs[name], teacher_runs)) if teacher_runs else None,
                      "per_round": [r["median_s"] for r in runs[name]],
                      "cpu_s": statistics.median(r["cpu_median_s"] for r in runs[name]),
                      "cpu_ratio": statistics.median(r["cpu_median_s"] / t["cpu_median_s"]
-                                                    for r, t in zip(runs[name], teacher_runs)),
+                                                    for r, t in zip(runs[name], teacher_runs)) if teacher_runs
+                     else None,
+                     "finite": all(r["finite"] for r in runs[name]),
                      "peak_rss_mb": max(r["peak_rss_mb"] for r in runs[name]),
                      "peak_cuda_mb": max(r.get("peak_cuda_mb", 0) for r in runs[name]) or None})
     import torch
@@ -132,19 +196,37 @@ def main() -> None:
         cpu = next(x.split(":", 1)[1].strip() for x in open("/proc/cpuinfo") if x.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    print(f"Command: python scripts/bench_train_cost.py --iterations {args.iterations} --warmup {args.warmup} "
-          f"--rounds {args.rounds} --device {args.device}")
-    print(f"Machine: {cpu}, {os.cpu_count()} cores, torch {torch.__version__}, device {args.device}; plans "
-          f"nnUNetPlansCPU 3d_fullres (patch 32³, batch 2, features 16-32-64), synthetic 48³ cases\n")
+    first = next(iter(r for v in runs.values() for r in v), None)
+    shape = f"patch {'×'.join(map(str, first['patch']))}, batch {first['batch']}" if first else "no trainer ran"
+    data = ("nnUNetPlans 3d_fullres (nnU-Net's default planner), 5 synthetic cases on BraTS's 240×240×155 grid"
+            if args.full_size else "nnUNetPlansCPU 3d_fullres, synthetic 48³ cases")
+    print(f"Command: python scripts/bench_train_cost.py{' --full-size' if args.full_size else ''} --iterations "
+          f"{args.iterations} --warmup {args.warmup} --rounds {args.rounds} --device {args.device}")
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    print(f"Machine: {cpu}, {os.cpu_count()} cores, {memory:.0f} GiB, torch {torch.__version__}, "
+          f"device {args.device}; plans {data} ({shape})\n")
     mem_col = "peak CUDA MB" if args.device == "cuda" else "peak RSS MB"
     print(f"| trainer | median s/iteration | mean s/iteration | × teacher | median s/iteration per round | "
-          f"CPU s/iteration | × teacher (CPU) | {mem_col} |")
-    print("|---|---|---|---|---|---|---|---|")
+          f"CPU s/iteration | × teacher (CPU) | {mem_col} | loss terms finite |")
+    print("|---|---|---|---|---|---|---|---|---|")
+
+    def ratio(x):
+        return "–" if x is None else f"{x:.2f}"
+
     for r in rows:
         mem = r["peak_cuda_mb"] or r["peak_rss_mb"]
         rounds = ", ".join(f"{x:.3f}" for x in r["per_round"])
-        print(f"| {r['trainer']} | {r['median_s']:.3f} | {r['mean_s']:.3f} | {r['ratio']:.2f} | {rounds} | "
-              f"{r['cpu_s']:.3f} | {r['cpu_ratio']:.2f} | {mem:.0f} |")
+        print(f"| {r['trainer']} | {r['median_s']:.3f} | {r['mean_s']:.3f} | {ratio(r['ratio'])} | {rounds} | "
+              f"{r['cpu_s']:.3f} | {ratio(r['cpu_ratio'])} | {mem:.0f} | {'yes' if r['finite'] else 'NO'} |")
+    for name, why in failed.items():
+        print(f"| {name} | {why} | | | | | | | |")
+    if args.full_size and "nnUNetTrainerMSTKD" not in failed:
+        p = predict_full_size(workdir)
+        print(f"\nPrediction of test case {p['case']} ({'×'.join(map(str, p['size']))} voxels) by `mstkd_predict` "
+              f"with the student, T1ce absent, no mirroring, `-npp 1 -nps 1`: {p['seconds']:.0f} s start-up "
+              f"included; peak RSS {p['rss_mb']:.0f} MB (export worker {p['workers_rss_mb']:.0f} MB); output "
+              f"geometry (size, spacing, origin, direction) {'equal to' if p['geometry_equal'] else 'DIFFERENT from'}"
+              f" the input's.")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 On a CUDA machine (``bash scripts/gpu_check.sh``), within about 8 minutes:
 
 1. synthesises BraTS-geometry cases (``mstkd_synth --brats-grid --size 155``) and plans them with
-   nnU-Net's default planner (``nnUNetv2_plan_and_preprocess``, no CPU preset);
+   nnU-Net's default planner (``nnUNetv2_plan_and_preprocess``, no CPU plans);
 2. for the teacher trainer, the student and the modality-dropout baseline, with ``nnUNet_compile``
    off and on: nnU-Net's own trainer set-up and data loading, a few warm-up steps, then timed
    ``train_step`` calls (AMP, as nnU-Net trains on CUDA); seconds per iteration, peak GPU memory
@@ -12,7 +12,7 @@ On a CUDA machine (``bash scripts/gpu_check.sh``), within about 8 minutes:
    teacher's checkpoint, nothing missing, and checks that the outputs are equal;
 4. writes a Markdown report (``--out``).
 
-``--dry-run`` runs the same steps on the CPU at toy size (32³ cases, the CPU preset, one step,
+``--dry-run`` runs the same steps on the CPU at toy size (32³ cases, the CPU plans, one step,
 compile off only), so the test suite keeps the script from rotting.
 """
 from __future__ import annotations

@@ -49,7 +49,7 @@ def train_env(root, **extra) -> dict:
 
 @pytest.fixture(scope="session")
 def planned_dataset(tmp_path_factory):
-    """``(root, dataset_id)``: synthetic dataset, ``nnUNetv2_plan_and_preprocess``, then the CPU preset."""
+    """``(root, dataset_id)``: synthetic dataset, ``nnUNetv2_plan_and_preprocess``, then ``mstkd_apply_plans``."""
     from nnunetv2_mstkd.data.synthetic import generate_dataset
 
     root = tmp_path_factory.mktemp("nnunet")

@@ -76,6 +76,6 @@ def test_non_editable_wheel_carries_trainers_and_plans(tmp_path):
     wheel = next(tmp_path.glob("nnunetv2_mstkd-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
     for expected in ("nnunetv2_mstkd/trainers/mstkd_student.py", "nnunetv2_mstkd/trainers/mstkd_teacher.py",
-                     "nnunetv2_mstkd/trainers/mstkd_baselines.py", "nnunetv2_mstkd/plans/cpu.json",
-                     "nnunetv2_mstkd/plans/apply_preset.py", "nnunetv2_mstkd/modalities.py"):
+                     "nnunetv2_mstkd/trainers/mstkd_baselines.py", "nnunetv2_mstkd/plans/cpu_planner.py",
+                     "nnunetv2_mstkd/plans/plan_cpu.py", "nnunetv2_mstkd/modalities.py"):
         assert expected in names, f"{expected} missing from {wheel.name}"

@@ -1,4 +1,4 @@
-"""Foundation end to end: synthesise → plan → CPU preset → nnUNetv2_train → nnUNetv2_predict → Dice."""
+"""Foundation end to end: synthesise → plan → CPU plans → nnUNetv2_train → nnUNetv2_predict → Dice."""
 from __future__ import annotations
 
 import numpy as np

@@ -18,7 +18,6 @@ import SimpleITK as sitk
 
 from nnunetv2_mstkd.atomic_io import atomic_path, write_json, write_text
 from nnunetv2_mstkd.inference.expected_accuracy import Expectation
-from nnunetv2_mstkd.inference.overlay import plot_overlay
 
 
 def case_report(case_id: str, channel_names: Sequence[str], absent: Sequence[int],
@@ -71,6 +70,9 @@ def write_case_outputs(report: dict, output_folder: str, image_files: Sequence[s
         paths["report"] = os.path.join(output_folder, f"{case}_report.json")
         write_json(report, paths["report"])
     if overlay:
+        # matplotlib only when pictures are asked for: it adds a third of a second to every start-up
+        from nnunetv2_mstkd.inference.overlay import plot_overlay
+
         paths["overlay"] = os.path.join(output_folder, f"{case}_overlay.png")
         images = [None if f is None else sitk.GetArrayFromImage(sitk.ReadImage(f)) for f in image_files]
         title = f"{case}" + (" (empty prediction)" if report["empty_prediction"] else "")
