@@ -56,12 +56,13 @@ def prepare(workdir: str, full_size: bool) -> None:
     if not os.path.isdir(f"{workdir}/raw/Dataset{dataset}_SynthBraTS"):
         size = ["--cases", "5", "--test-cases", "1", "--size", "155", "--brats-grid"] if full_size \
             else ["--cases", "16", "--size", "48"]
-        subprocess.run([f"{bindir}/mstkd_synth", "-d", str(dataset), *size], env=env, check=True)
+        # its output goes to stderr: stdout is the Markdown report
+        subprocess.run([f"{bindir}/mstkd_synth", "-d", str(dataset), *size], env=env, check=True, stdout=sys.stderr)
     if not os.path.isfile(f"{workdir}/preprocessed/Dataset{dataset}_SynthBraTS/{plans}.json"):
         subprocess.run([f"{bindir}/nnUNetv2_plan_and_preprocess", "-d", str(dataset), "-c", "3d_fullres",
                         "-np", "1", "-npfp", "1"], env=env, check=True, capture_output=True)
     if not full_size and not os.path.isfile(f"{workdir}/preprocessed/Dataset{dataset}_SynthBraTS/{plans}.json"):
-        subprocess.run([f"{bindir}/mstkd_apply_plans", "-d", str(dataset)], env=env, check=True)
+        subprocess.run([f"{bindir}/mstkd_apply_plans", "-d", str(dataset)], env=env, check=True, stdout=sys.stderr)
 
 
 def measure(trainer_name: str, iterations: int, warmup: int, device: str, full_size: bool) -> dict:

@@ -13,6 +13,7 @@ from nnunetv2_mstkd.training.discriminator_training import (
     discriminator_step,
     make_discriminator_optimizer,
 )
+from nnunetv2_mstkd.training.student import forward_with_aux_through
 
 WORLD = 2
 
@@ -33,6 +34,53 @@ def _worker(rank: int, init_file: str, out_dir: str) -> None:
         torch.save({k: v.clone() for k, v in disc.state_dict().items()}, os.path.join(out_dir, f"step_{rank}.pt"))
     finally:
         dist.destroy_process_group()
+
+
+def _student_loss(out, aux) -> torch.Tensor:
+    # the output (deep-supervision list) and an aux-only term: attention maps reach the loss only through aux
+    return sum(o.square().mean() for o in out) + sum(a.square().sum() for s in aux["attentions"] for a in s)
+
+
+def _aux_worker(rank: int, init_file: str, out_dir: str) -> None:
+    from test_network import build, make_plans
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
+    try:
+        net = build(make_plans())  # seeded: the same weights on every rank
+        ddp = torch.nn.parallel.DistributedDataParallel(net)
+        x = torch.load(os.path.join(out_dir, f"x_{rank}.pt"))
+        out, aux = forward_with_aux_through(ddp, x)
+        _student_loss(out, aux).backward()
+        grads = {n: q.grad.clone() for n, q in net.named_parameters() if q.grad is not None}
+        torch.save({"grads": grads, "sink_cleared": net.aux_sink is None}, os.path.join(out_dir, f"aux_{rank}.pt"))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_aux_outputs_through_the_ddp_wrapper_get_averaged_gradients(tmp_path):
+    from test_network import build, make_plans
+
+    torch.manual_seed(3)
+    inputs = [torch.randn(1, 4, 16, 16, 16) for _ in range(WORLD)]
+    for rank, x in enumerate(inputs):
+        torch.save(x, tmp_path / f"x_{rank}.pt")
+    mp.spawn(_aux_worker, args=(str(tmp_path / "init_aux"), str(tmp_path)), nprocs=WORLD, join=True)
+    results = [torch.load(tmp_path / f"aux_{r}.pt") for r in range(WORLD)]
+    # the same step without DDP, one rank's input at a time, averaged
+    expected = {}
+    for x in inputs:
+        net = build(make_plans())
+        _student_loss(*net.forward_with_aux(x)).backward()
+        for n, q in net.named_parameters():
+            expected[n] = expected.get(n, 0) + q.grad / WORLD
+    qkv = "transformers.0.layers.0.qkv.weight"
+    assert qkv in results[0]["grads"] and results[0]["grads"][qkv].abs().sum() > 0, "attention got no gradient"
+    for r in results:
+        assert r["sink_cleared"]
+        assert set(r["grads"]) == set(expected)
+        for n, g in r["grads"].items():
+            torch.testing.assert_close(g, expected[n], rtol=1e-4, atol=1e-6, msg=n)
 
 
 def _load(tmp_path, stage):

@@ -40,6 +40,22 @@ def unwrap(network: nn.Module) -> nn.Module:
     return network._orig_mod if isinstance(network, OptimizedModule) else network
 
 
+def forward_with_aux_through(wrapper: nn.Module, x: torch.Tensor):
+    """``(out, aux)`` of the MST-KD network inside ``wrapper`` (e.g. DistributedDataParallel), called through it.
+
+    DDP all-reduces gradients only for a forward that goes through the wrapper, whose
+    ``forward`` returns the network output alone; the network's ``aux_sink`` hands the
+    aux dict (attention maps, features) out of that call.
+    """
+    net = unwrap(wrapper)
+    net.aux_sink = []
+    try:
+        out = wrapper(x)
+        return out, net.aux_sink[0]
+    finally:
+        net.aux_sink = None
+
+
 class MSTKDStudentMixin(ModalityDropoutMixin, MSTKDNetworkMixin):
     """Student trainer logic. Use as ``class T(MSTKDStudentMixin, nnUNetTrainer)``.
 
@@ -147,13 +163,7 @@ class MSTKDStudentMixin(ModalityDropoutMixin, MSTKDNetworkMixin):
         net = unwrap(self.network)
         if not self.is_ddp:
             return self._forward_with_aux(net)(x)
-        # Under DDP the forward must go through the wrapper so gradients are all-reduced.
-        net.aux_sink = []
-        try:
-            out = self.network(x)
-            return out, net.aux_sink[0]
-        finally:
-            net.aux_sink = None
+        return forward_with_aux_through(self.network, x)
 
     def distils(self) -> bool:
         """True when some distillation term has a weight (``_noKD`` and ``_initOnly`` have none)."""
