@@ -1,11 +1,16 @@
 """Tumour regions of a dataset's labels: WT/TC/ET for BraTS-style labels, else one per label (METHOD §1).
 
-Shared by the benchmark (which regions to score) and prediction reports (which outlines to draw).
+Shared by the benchmark (which regions to score) and prediction reports (which outlines to draw),
+with the one rule for how their scores are shown.
 """
 from __future__ import annotations
 
 #: BraTS evaluation regions as nnU-Net label sets: whole tumour, tumour core, enhancing tumour.
 BRATS_REGIONS: dict[str, tuple[int, ...]] = {"WT": (1, 2, 3), "TC": (2, 3), "ET": (3,)}
+
+#: Factor from a region score as stored to as shown: Dice is stored as a fraction and shown in per
+#: cent (as the paper's tables), HD95 is stored and shown in mm. Every table, plot and report uses it.
+DISPLAY_SCALE: dict[str, float] = {"Dice": 100.0, "HD95": 1.0}
 
 
 def evaluation_regions(dataset_json: dict) -> dict[str, tuple[int, ...]]:

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from nnunetv2_mstkd.evaluation.metrics import HIGHER_IS_BETTER as METRICS
+from nnunetv2_mstkd.regions import DISPLAY_SCALE
 
 
 def fold_summary(rows: Iterable[dict], subset_order: Sequence[str]) -> dict:
@@ -55,7 +56,7 @@ def fold_summary(rows: Iterable[dict], subset_order: Sequence[str]) -> dict:
 
 def _shown(value: float, metric: str) -> str:
     """A value as the tables print it: Dice in %, HD95 in mm, one decimal; "–" when undefined."""
-    return "–" if not math.isfinite(value) else f"{(100.0 if metric == 'Dice' else 1.0) * value:.1f}"
+    return "–" if not math.isfinite(value) else f"{DISPLAY_SCALE[metric] * value:.1f}"
 
 
 def _cell(stats: dict, metric: str) -> str:

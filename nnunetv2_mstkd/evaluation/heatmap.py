@@ -10,6 +10,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from nnunetv2_mstkd.evaluation.tables import select_models_and_regions
+from nnunetv2_mstkd.regions import DISPLAY_SCALE
 
 
 def plot_dice_heatmap(summary: dict, subset_order: Sequence[str], models: Sequence[str] | None, path: str | Path,
@@ -51,7 +52,7 @@ def plot_dice_heatmap(summary: dict, subset_order: Sequence[str], models: Sequen
             for j, c in enumerate(columns):
                 mean = summary["results"][m].get(c, {}).get(region, {}).get("Dice", {}).get("mean")
                 if mean is not None and math.isfinite(mean):
-                    grid[i, j] = 100.0 * mean
+                    grid[i, j] = DISPLAY_SCALE["Dice"] * mean
         image = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, vmin=0, vmax=100, aspect="auto")
         for (i, j), v in np.ndenumerate(grid):
             if math.isfinite(v):

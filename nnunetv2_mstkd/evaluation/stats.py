@@ -19,6 +19,7 @@ import numpy as np
 from scipy.stats import wilcoxon
 
 from nnunetv2_mstkd.evaluation.metrics import HIGHER_IS_BETTER
+from nnunetv2_mstkd.regions import DISPLAY_SCALE
 
 #: Trainer-name suffixes of the ablation variants; such a model is never the default reference.
 ABLATION_SUFFIXES: tuple[str, ...] = ("_noMSTKD", "_noDMLD", "_noGSME", "_noKD", "_noInit", "_initOnly")
@@ -138,7 +139,7 @@ def _p(p: float) -> str:
 
 
 def _diff(v: float, metric: str) -> str:
-    return "–" if not math.isfinite(v) else (f"{100 * v:+.2f}" if metric == "Dice" else f"{v:+.2f}")
+    return "–" if not math.isfinite(v) else f"{DISPLAY_SCALE[metric] * v:+.2f}"
 
 
 def wilcoxon_markdown(results: Sequence[dict]) -> str:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from nnunetv2_mstkd.evaluation.metrics import HIGHER_IS_BETTER
 from nnunetv2_mstkd.modalities import BRATS_CHANNELS, resolve_channels, subset_label
+from nnunetv2_mstkd.regions import DISPLAY_SCALE
 
 #: The paper's per-subset numbers (Tables 1-2), as shipped in the repository's docs/.
 PAPER_TABLES_CSV = Path(__file__).resolve().parents[2] / "docs" / "paper_tables.csv"
@@ -71,7 +72,7 @@ def markdown_table(summary: dict, subset_order: Sequence[str], models: Sequence[
     lines = ["| Metric | Region | Method | " + " | ".join(columns) + " |",
              "|---|---|---|" + "---:|" * len(columns)]
     for metric, higher_better in HIGHER_IS_BETTER.items():
-        scale, unit = (100.0, "Dice (%)") if metric == "Dice" else (1.0, "HD95 (mm)")
+        scale, unit = DISPLAY_SCALE[metric], "Dice (%)" if metric == "Dice" else "HD95 (mm)"
         for region in regions:
             text = {m: [_fmt(_cell(summary, m, c, region, metric) * scale) for c in columns] for m in models}
             for j in range(len(columns)):
@@ -114,7 +115,7 @@ def paper_reference_rows(csv_path: str | Path = PAPER_TABLES_CSV, dataset: str =
     for r in table:
         if r["dataset"] != dataset:
             continue
-        scale = 0.01 if r["metric"] == "Dice" else 1.0
+        scale = 1 / DISPLAY_SCALE[r["metric"]]
         for column, value in r.items():
             if column in ("dataset", "metric", "region", "method", "Avg_recomputed_mean15"):
                 continue

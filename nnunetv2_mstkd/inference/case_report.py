@@ -18,6 +18,9 @@ import SimpleITK as sitk
 
 from nnunetv2_mstkd.atomic_io import atomic_path, write_json, write_text
 from nnunetv2_mstkd.inference.expected_accuracy import Expectation
+from nnunetv2_mstkd.regions import DISPLAY_SCALE
+
+DICE_SCALE = DISPLAY_SCALE["Dice"]  # fraction to Dice points (per cent), as every table shows it
 
 
 def case_report(case_id: str, channel_names: Sequence[str], absent: Sequence[int],
@@ -36,10 +39,10 @@ def case_report(case_id: str, channel_names: Sequence[str], absent: Sequence[int
     lacking = f"without {', '.join(report['absent'])}" if absent else "with every sequence"
     for region, metrics in expected.items():
         dice = metrics["Dice"]
-        if 100 * dice["mean"] < min_dice:
+        if DICE_SCALE * dice["mean"] < min_dice:
             report["flags"].append(
-                f"{region}: expected Dice {100 * dice['mean']:.0f} ± {100 * dice['sd']:.0f} {lacking} (benchmark of "
-                f"{dice['n']} cases), below {min_dice:g}; treat this region as uncertain.")
+                f"{region}: expected Dice {DICE_SCALE * dice['mean']:.0f} ± {DICE_SCALE * dice['sd']:.0f} {lacking} "
+                f"(benchmark of {dice['n']} cases), below {min_dice:g}; treat this region as uncertain.")
     if absent:
         report["acquire"] = expectation.acquisition_gains(present)
         best = report["acquire"][0]
@@ -55,7 +58,7 @@ def caption(report: dict) -> str:
     if "expected" not in report:
         return lacking
     b = report["benchmark"]
-    dice = ", ".join(f"{r} {100 * m['Dice']['mean']:.0f} ± {100 * m['Dice']['sd']:.0f}"
+    dice = ", ".join(f"{r} {DICE_SCALE * m['Dice']['mean']:.0f} ± {DICE_SCALE * m['Dice']['sd']:.0f}"
                      for r, m in report["expected"].items())
     return f"{lacking}; expected Dice {dice} ({b['model']}, {b['n_cases']} benchmark cases)"
 

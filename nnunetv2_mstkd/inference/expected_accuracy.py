@@ -23,6 +23,9 @@ from dataclasses import dataclass
 
 from nnunetv2_mstkd.inference.preprocessing import channel_names_of
 from nnunetv2_mstkd.modalities import all_subsets, subset_label
+from nnunetv2_mstkd.regions import DISPLAY_SCALE
+
+DICE_SCALE = DISPLAY_SCALE["Dice"]  # fraction to Dice points (per cent), as every table shows it
 
 
 @dataclass
@@ -65,7 +68,7 @@ class Expectation:
         out = []
         for channel in (c for c in range(len(self.channel_names)) if c not in present):
             after = self.expected(sorted(present + [channel]))
-            gain = {r: 100 * (after[r]["Dice"]["mean"] - now[r]["Dice"]["mean"]) for r in self.regions}
+            gain = {r: DICE_SCALE * (after[r]["Dice"]["mean"] - now[r]["Dice"]["mean"]) for r in self.regions}
             out.append({"channel": self.channel_names[channel], "gain": gain,
                         "mean_gain": sum(gain.values()) / len(gain)})
         return sorted(out, key=lambda g: -g["mean_gain"])
@@ -145,6 +148,6 @@ def gain_rows(expectation: Expectation) -> list[dict]:
                 b, a = before[region]["Dice"]["mean"], after[region]["Dice"]["mean"]
                 rows.append({"subset": subset_label(present, expectation.channel_names),
                              "added": expectation.channel_names[channel], "region": region,
-                             "dice_before": round(100 * b, 2), "dice_after": round(100 * a, 2),
-                             "gain": round(100 * (a - b), 2)})
+                             "dice_before": round(DICE_SCALE * b, 2), "dice_after": round(DICE_SCALE * a, 2),
+                             "gain": round(DICE_SCALE * (a - b), 2)})
     return rows
