@@ -82,7 +82,7 @@ def run_demo(workdir: str, dataset_id: int = 990, cases: int = 16, size: int = 4
                "1", "--verify_dataset_integrity"], plan_env, os.path.join(logs, "plan.log"))
     if not os.path.isfile(os.path.join(pre, "nnUNetPlansCPU.json")):
         _step("3/6 CPU plans (nnUNetPlannerCPU)", [exe("mstkd_apply_plans"), "-d", str(dataset_id)], env,
-              os.path.join(logs, "plans_preset.log"))
+              os.path.join(logs, "cpu_plans.log"))
     train_env = dict(env, nnUNet_n_proc_DA="0")
     trainers = [f"{t}_{schedule}" for t in TRAINERS]
     for i, trainer in enumerate(trainers, 1):

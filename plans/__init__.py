@@ -1,1 +1,1 @@
-"""CPU-scale plans presets and the command that applies them."""
+"""nnUNetPlannerCPU (CPU-sized plans by nnU-Net's own rules) and ``mstkd_apply_plans``, which runs it."""
