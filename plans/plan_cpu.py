@@ -54,13 +54,12 @@ def plan_cpu(dataset: str | int, num_processes: int = 1) -> str:
                            f"Run first:\n  nnUNetv2_plan_and_preprocess -d {dataset} -c 3d_fullres -np 1 -npfp 1")
     planner = nnUNetPlannerCPU(name)
     plans = planner.plan_experiment()
-    missing = [c for c, conf in plans["configurations"].items()
-               if c == "3d_fullres" and not os.path.isdir(os.path.join(folder, conf["data_identifier"]))]
-    if missing:
+    fullres = plans["configurations"].get("3d_fullres")
+    if fullres is not None and not os.path.isdir(os.path.join(folder, fullres["data_identifier"])):
         from nnunetv2.experiment_planning.plan_and_preprocess_api import preprocess_dataset
 
-        preprocess_dataset(convert_dataset_name_to_id(name), planner.plans_identifier, missing,
-                           [num_processes] * len(missing))
+        preprocess_dataset(convert_dataset_name_to_id(name), planner.plans_identifier, ["3d_fullres"],
+                           [num_processes])
     return os.path.join(folder, planner.plans_identifier + ".json")
 
 

@@ -47,12 +47,16 @@ def _env(workdir: str) -> dict:
     return env
 
 
+def _dataset_and_plans(full_size: bool) -> tuple[int, str]:
+    return (FULL_SIZE_DATASET_ID, "nnUNetPlans") if full_size else (DATASET_ID, "nnUNetPlansCPU")
+
+
 def prepare(workdir: str, full_size: bool) -> None:
     """Synthetic dataset and nnU-Net planning, once: 16 cases of 48³ and the CPU plans, or (``full_size``)
     5 training cases and 1 test case on BraTS's grid with nnU-Net's default plans."""
     env = _env(workdir)
     bindir = os.path.dirname(sys.executable)
-    dataset, plans = (FULL_SIZE_DATASET_ID, "nnUNetPlans") if full_size else (DATASET_ID, "nnUNetPlansCPU")
+    dataset, plans = _dataset_and_plans(full_size)
     if not os.path.isdir(f"{workdir}/raw/Dataset{dataset}_SynthBraTS"):
         size = ["--cases", "5", "--test-cases", "1", "--size", "155", "--brats-grid"] if full_size \
             else ["--cases", "16", "--size", "48"]
@@ -71,7 +75,7 @@ def measure(trainer_name: str, iterations: int, warmup: int, device: str, full_s
     import torch
     from nnunetv2.run.run_training import get_trainer_from_args
 
-    dataset, plans = (FULL_SIZE_DATASET_ID, "nnUNetPlans") if full_size else (DATASET_ID, "nnUNetPlansCPU")
+    dataset, plans = _dataset_and_plans(full_size)
     trainer = get_trainer_from_args(str(dataset), "3d_fullres", 0, trainer_name, plans, device=torch.device(device))
     trainer.on_train_start()
     trainer.on_train_epoch_start()
@@ -109,7 +113,7 @@ def predict_full_size(workdir: str) -> dict:
     """Predict the test case with the student, T1ce absent; time, peak RSS and output geometry."""
     import SimpleITK as sitk
 
-    env = dict(_env(workdir), nnUNet_def_n_proc="1")
+    env = _env(workdir)
     name = f"Dataset{FULL_SIZE_DATASET_ID}_SynthBraTS"
     images, out = f"{workdir}/raw/{name}/imagesTs", f"{workdir}/pred_full_size"
     model = f"{workdir}/results/{name}/nnUNetTrainerMSTKD__nnUNetPlans__3d_fullres"

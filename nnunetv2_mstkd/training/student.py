@@ -160,10 +160,9 @@ class MSTKDStudentMixin(ModalityDropoutMixin, MSTKDNetworkMixin):
         return self._compiled_forward_with_aux
 
     def _student_forward(self, x: torch.Tensor):
-        net = unwrap(self.network)
-        if not self.is_ddp:
-            return self._forward_with_aux(net)(x)
-        return forward_with_aux_through(self.network, x)
+        if self.is_ddp:
+            return forward_with_aux_through(self.network, x)
+        return self._forward_with_aux(unwrap(self.network))(x)
 
     def distils(self) -> bool:
         """True when some distillation term has a weight (``_noKD`` and ``_initOnly`` have none)."""
