@@ -8,9 +8,12 @@ round's median, and "× teacher" is the median of the per-round ratios. CPU seco
 (the process's CPU time, all threads) are given too: on a machine shared with other
 jobs they vary less than wall-clock seconds. The
 teacher's checkpoint that the MST-KD student needs is the (briefly trained)
-teacher of this run. Prints a Markdown table.
+teacher of this run. In the student's process the frozen teacher's forward is also
+timed alone: no student that distils from it on every step can cost less.
+``--ablations`` adds the student with one loss family off each, so the table shows
+what each family costs. Prints a Markdown table.
 
-    python scripts/bench_train_cost.py --workdir /tmp/mstkd_cost --iterations 20 --rounds 3 [--device cuda]
+    python scripts/bench_train_cost.py --iterations 20 --rounds 3 [--ablations] [--device cuda]
 
 ``--full-size`` runs the same at BraTS size instead: cases on BraTS's 240×240×155
 grid planned by nnU-Net's default planner (``nnUNetPlans``, no CPU plans), a few
@@ -33,6 +36,8 @@ import sys
 import time
 
 TRAINERS = ("nnUNetTrainer", "nnUNetTrainerModalityDropout", "nnUNetTrainerMSTKDTeacher", "nnUNetTrainerMSTKD")
+#: The student with one loss family switched off each (``--ablations``): what each family costs.
+ABLATIONS = ("nnUNetTrainerMSTKD_noMSTKD", "nnUNetTrainerMSTKD_noDMLD", "nnUNetTrainerMSTKD_noGSME")
 DATASET_ID = 991
 FULL_SIZE_DATASET_ID = 972
 
@@ -79,9 +84,11 @@ def measure(trainer_name: str, iterations: int, warmup: int, device: str, full_s
     trainer = get_trainer_from_args(str(dataset), "3d_fullres", 0, trainer_name, plans, device=torch.device(device))
     trainer.on_train_start()
     trainer.on_train_epoch_start()
-    times, cpu_times, finite = [], [], True
+    times, cpu_times, finite, timed_batches = [], [], True, []
     for i in range(warmup + iterations):
         batch = next(trainer.dataloader_train)
+        if i >= warmup and len(timed_batches) < 5:
+            timed_batches.append(batch)
         if device == "cuda":
             torch.cuda.synchronize()
         start, cpu_start = time.perf_counter(), time.process_time()
@@ -105,8 +112,29 @@ def measure(trainer_name: str, iterations: int, warmup: int, device: str, full_s
               "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     if device == "cuda":
         result["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    if getattr(trainer, "teacher", None) is not None:
+        result["teacher_forward_s"] = _teacher_forward_seconds(trainer, timed_batches, device)
     trainer.on_train_end()
     return result
+
+
+def _teacher_forward_seconds(trainer, batches: list[dict], device: str) -> float:
+    """Median seconds of the frozen teacher's forward alone, as the student's step runs it (no gradient,
+    attention maps and features returned): no student that distils from it every step can cost less."""
+    import torch
+
+    seconds = []
+    for batch in batches:
+        data = batch["data"].to(trainer.device)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        with torch.no_grad(), torch.autocast(trainer.device.type, enabled=device == "cuda"):
+            trainer.teacher.forward_with_aux(data)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        seconds.append(time.perf_counter() - start)
+    return statistics.median(seconds)
 
 
 def predict_full_size(workdir: str) -> dict:
@@ -148,6 +176,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--full-size", action="store_true",
                         help="BraTS-grid cases with nnU-Net's default plans, then one prediction (see above)")
+    parser.add_argument("--ablations", action="store_true",
+                        help="also the student with one loss family off each (" + ", ".join(ABLATIONS) + ")")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     workdir = os.path.abspath(args.workdir)
@@ -156,10 +186,11 @@ def main() -> None:
         print("RESULT " + json.dumps(measure(args.one, args.iterations, args.warmup, args.device, args.full_size)))
         return
     prepare(workdir, args.full_size)
-    runs: dict[str, list[dict]] = {name: [] for name in TRAINERS}
+    trainers = TRAINERS + (ABLATIONS if args.ablations else ())
+    runs: dict[str, list[dict]] = {name: [] for name in trainers}
     failed: dict[str, str] = {}
     for round_index in range(args.rounds):
-        for name in TRAINERS:
+        for name in trainers:
             if name in failed:
                 continue
             print(f"round {round_index + 1}/{args.rounds}: {name}", file=sys.stderr, flush=True)
@@ -178,7 +209,7 @@ def main() -> None:
             runs[name].append(json.loads(line[0][7:]))
     teacher_runs = runs["nnUNetTrainerMSTKDTeacher"]
     rows = []
-    for name in TRAINERS:
+    for name in trainers:
         if not runs[name]:
             continue
         rows.append({"trainer": name,
@@ -205,7 +236,8 @@ def main() -> None:
     shape = f"patch {'×'.join(map(str, first['patch']))}, batch {first['batch']}" if first else "no trainer ran"
     data = ("nnUNetPlans 3d_fullres (nnU-Net's default planner), 5 synthetic cases on BraTS's 240×240×155 grid"
             if args.full_size else "nnUNetPlansCPU 3d_fullres, synthetic 48³ cases")
-    print(f"Command: python scripts/bench_train_cost.py{' --full-size' if args.full_size else ''} --iterations "
+    print(f"Command: python scripts/bench_train_cost.py{' --full-size' if args.full_size else ''}"
+          f"{' --ablations' if args.ablations else ''} --iterations "
           f"{args.iterations} --warmup {args.warmup} --rounds {args.rounds} --device {args.device}")
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     print(f"Machine: {cpu}, {os.cpu_count()} cores, {memory:.0f} GiB, torch {torch.__version__}, "
@@ -225,6 +257,13 @@ def main() -> None:
               f"{r['cpu_s']:.3f} | {ratio(r['cpu_ratio'])} | {mem:.0f} | {'yes' if r['finite'] else 'NO'} |")
     for name, why in failed.items():
         print(f"| {name} | {why} | | | | | | | |")
+    forward = [r["teacher_forward_s"] for r in runs.get("nnUNetTrainerMSTKD", []) if "teacher_forward_s" in r]
+    if forward and teacher_runs:
+        floor = statistics.median(f / t["median_s"] for f, t in zip(forward, teacher_runs))
+        print(f"\nThe frozen teacher's forward alone, as the student's step runs it (no gradient, attention maps "
+              f"and features returned; median over the student's runs): {statistics.median(forward):.3f} s, "
+              f"{floor:.2f}× a teacher-trainer iteration, so no student that distils from it on every step "
+              f"costs less than about {1 + floor:.2f}×.")
     if args.full_size and "nnUNetTrainerMSTKD" not in failed:
         p = predict_full_size(workdir)
         print(f"\nPrediction of test case {p['case']} ({'×'.join(map(str, p['size']))} voxels) by `mstkd_predict` "
