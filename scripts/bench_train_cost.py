@@ -74,64 +74,80 @@ def prepare(workdir: str, full_size: bool) -> None:
         subprocess.run([f"{bindir}/mstkd_apply_plans", "-d", str(dataset)], env=env, check=True, stdout=sys.stderr)
 
 
-def measure(trainer_name: str, iterations: int, warmup: int, device: str, full_size: bool) -> dict:
-    """In this process: time ``iterations`` train steps of ``trainer_name`` after ``warmup`` steps."""
+def timed_steps(trainer, iterations: int, warmup: int) -> dict:
+    """Time ``iterations`` ``train_step`` calls of a trainer as nnU-Net sets it up, after ``warmup`` calls.
+
+    Runs ``on_train_start`` and ``on_train_epoch_start`` first; the caller ends the run
+    (``on_train_end``). Wall and CPU seconds per step (medians), whether every loss term
+    stayed finite, the loss terms' names, peak CUDA memory after the warm-up on a GPU, and
+    for a distilling student the frozen teacher's forward alone on the first timed batches.
+    Also used by ``scripts/gpu_check.py``.
+    """
     import numpy as np
     import torch
-    from nnunetv2.run.run_training import get_trainer_from_args
 
-    dataset, plans = _dataset_and_plans(full_size)
-    trainer = get_trainer_from_args(str(dataset), "3d_fullres", 0, trainer_name, plans, device=torch.device(device))
+    cuda = trainer.device.type == "cuda"
     trainer.on_train_start()
     trainer.on_train_epoch_start()
-    times, cpu_times, finite, timed_batches = [], [], True, []
+    times, cpu_times, finite, batches = [], [], True, []
     for i in range(warmup + iterations):
         batch = next(trainer.dataloader_train)
-        if i >= warmup and len(timed_batches) < 5:
-            timed_batches.append(batch)
-        if device == "cuda":
+        if i >= warmup and len(batches) < 5:
+            batches.append(batch)
+        if cuda:
             torch.cuda.synchronize()
+            if i == warmup:
+                torch.cuda.reset_peak_memory_stats()
         start, cpu_start = time.perf_counter(), time.process_time()
         out = trainer.train_step(batch)
-        if device == "cuda":
+        if cuda:
             torch.cuda.synchronize()
         if i >= warmup:
             times.append(time.perf_counter() - start)
             cpu_times.append(time.process_time() - cpu_start)
         finite &= all(bool(np.all(np.isfinite(v))) for k, v in out.items() if k.startswith("loss"))
+    result = {"median_s": statistics.median(times), "mean_s": statistics.mean(times),
+              "cpu_median_s": statistics.median(cpu_times), "finite": bool(finite),
+              "terms": sorted(k for k in out if k.startswith("loss")),
+              "peak_cuda_mb": torch.cuda.max_memory_allocated() / 2**20 if cuda else None}
+    if getattr(trainer, "teacher", None) is not None:
+        result["teacher_forward_s"] = _teacher_forward_seconds(trainer, batches)
+    return result
+
+
+def measure(trainer_name: str, iterations: int, warmup: int, device: str, full_size: bool) -> dict:
+    """In this process: time ``iterations`` train steps of ``trainer_name`` after ``warmup`` steps."""
+    import torch
+    from nnunetv2.run.run_training import get_trainer_from_args
+
+    dataset, plans = _dataset_and_plans(full_size)
+    trainer = get_trainer_from_args(str(dataset), "3d_fullres", 0, trainer_name, plans, device=torch.device(device))
+    result = timed_steps(trainer, iterations, warmup)
     if trainer_name in ("nnUNetTrainerMSTKDTeacher", "nnUNetTrainerMSTKD"):
         # The student of this benchmark distils from this (barely trained) teacher; the full-size run
         # predicts with this student.
         trainer.save_checkpoint(os.path.join(trainer.output_folder, "checkpoint_final.pth"))
-    times.sort()
-    result = {"trainer": trainer_name, "median_s": times[len(times) // 2], "mean_s": sum(times) / len(times),
-              "cpu_median_s": statistics.median(cpu_times), "finite": bool(finite),
-              "terms": sorted(k for k in out if k.startswith("loss")),
-              "patch": [int(p) for p in trainer.configuration_manager.patch_size],
-              "batch": int(trainer.configuration_manager.batch_size),
-              "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
-    if device == "cuda":
-        result["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
-    if getattr(trainer, "teacher", None) is not None:
-        result["teacher_forward_s"] = _teacher_forward_seconds(trainer, timed_batches, device)
+    result.update(trainer=trainer_name, patch=[int(p) for p in trainer.configuration_manager.patch_size],
+                  batch=int(trainer.configuration_manager.batch_size),
+                  peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     trainer.on_train_end()
     return result
 
 
-def _teacher_forward_seconds(trainer, batches: list[dict], device: str) -> float:
+def _teacher_forward_seconds(trainer, batches: list[dict]) -> float:
     """Median seconds of the frozen teacher's forward alone, as the student's step runs it (no gradient,
     attention maps and features returned): no student that distils from it every step can cost less."""
     import torch
 
-    seconds = []
+    cuda, seconds = trainer.device.type == "cuda", []
     for batch in batches:
         data = batch["data"].to(trainer.device)
-        if device == "cuda":
+        if cuda:
             torch.cuda.synchronize()
         start = time.perf_counter()
-        with torch.no_grad(), torch.autocast(trainer.device.type, enabled=device == "cuda"):
+        with torch.no_grad(), torch.autocast(trainer.device.type, enabled=cuda):
             trainer.teacher.forward_with_aux(data)
-        if device == "cuda":
+        if cuda:
             torch.cuda.synchronize()
         seconds.append(time.perf_counter() - start)
     return statistics.median(seconds)

@@ -27,6 +27,7 @@ import time
 import numpy as np
 import SimpleITK as sitk
 import torch
+from bench_train_cost import timed_steps  # this script's folder is on sys.path
 
 BIN = os.path.dirname(sys.executable)
 DATASET = 970
@@ -48,29 +49,15 @@ def time_trainer(trainer_name: str, plans: str, device: torch.device, compile_on
 
     trainer = get_trainer_from_args(str(DATASET), "3d_fullres", 0, trainer_name, plans, device=device)
     trainer.num_epochs = 1
-    trainer.on_train_start()
-    finite, seconds = True, []
     try:
-        for k in range(warmup + steps):
-            batch = next(trainer.dataloader_train)
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-                if k == warmup:
-                    torch.cuda.reset_peak_memory_stats()
-            start = time.perf_counter()
-            out = trainer.train_step(batch)
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            if k >= warmup:
-                seconds.append(time.perf_counter() - start)
-            finite &= all(np.all(np.isfinite(v)) for k2, v in out.items() if k2.startswith("loss"))
-        peak = torch.cuda.max_memory_allocated() / 2 ** 30 if device.type == "cuda" else float("nan")
-        terms = sorted(k for k in out if k.startswith("loss"))
+        timed = timed_steps(trainer, steps, warmup)
     finally:
         trainer.on_train_end()  # nnU-Net's own: writes checkpoint_final.pth (the student's teacher), stops loaders
+    peak = timed["peak_cuda_mb"] / 1024 if timed["peak_cuda_mb"] is not None else float("nan")
     return {"trainer": trainer_name, "compile": compile_on, "patch": list(trainer.configuration_manager.patch_size),
-            "batch": trainer.configuration_manager.batch_size, "s_per_it": float(np.median(seconds)),
-            "peak_gib": peak, "finite": bool(finite), "terms": terms}
+            "batch": trainer.configuration_manager.batch_size, "s_per_it": timed["median_s"],
+            "peak_gib": peak, "finite": timed["finite"], "terms": timed["terms"],
+            "teacher_forward_s": timed.get("teacher_forward_s")}
 
 
 def report(rows: list[dict], predict_equal: bool, predict_s: dict, header: str) -> str:
@@ -86,7 +73,8 @@ def report(rows: list[dict], predict_equal: bool, predict_s: dict, header: str) 
             t = teacher[r["compile"]]
             lines.append(f"\nStudent / teacher trainer, compile {'on' if r['compile'] else 'off'}: "
                          f"{r['s_per_it'] / t['s_per_it']:.2f}× time, "
-                         f"{r['peak_gib'] / t['peak_gib']:.2f}× peak memory.")
+                         f"{r['peak_gib'] / t['peak_gib']:.2f}× peak memory; the frozen teacher's forward "
+                         f"alone {r['teacher_forward_s'] / t['s_per_it']:.2f}× (the floor of any distilling student).")
     lines += ["", f"Prediction of the test cases with the teacher's checkpoint, nothing missing: mstkd_predict "
               f"{predict_s['mstkd_predict']:.1f} s, nnUNetv2_predict {predict_s['nnUNetv2_predict']:.1f} s; "
               f"outputs {'equal' if predict_equal else 'DIFFERENT'}."]

@@ -23,3 +23,4 @@ def test_gpu_check_dry_run_writes_its_report(tmp_path):
     for trainer in ("nnUNetTrainerMSTKDTeacher", "nnUNetTrainerMSTKD", "nnUNetTrainerModalityDropout"):
         assert f"| {trainer} | off | 32×32×32 | 2 |" in text
     assert "| NO |" not in text and "outputs equal" in text and "Student / teacher trainer, compile off" in text
+    assert "the frozen teacher's forward alone" in text
