@@ -240,7 +240,7 @@ def main() -> None:
                      else None,
                      "finite": all(r["finite"] for r in runs[name]),
                      "peak_rss_mb": max(r["peak_rss_mb"] for r in runs[name]),
-                     "peak_cuda_mb": max(r.get("peak_cuda_mb", 0) for r in runs[name]) or None})
+                     "peak_cuda_mb": max(r.get("peak_cuda_mb") or 0 for r in runs[name]) or None})
     import torch
 
     cpu = platform.processor() or platform.machine()

@@ -48,12 +48,13 @@ class _EnhancedSquaredError(torch.autograd.Function):
     The attention maps are the largest tensors of a training step. Autograd through
     ``amax``/``amin``/``mean`` and the products would allocate a dozen map-sized
     temporaries and walk them again backwards; here the maps are processed in
-    cache-sized chunks, sums over layers are expanded so that only layer-sized tensors
-    appear, and the gradient is written out while the chunk is at hand. With
-    ``E_k = E_k(A)``, ``F_k = E_k(B)``, ``S_AA = Σ_l A_l²``, ``S_AB = Σ_l A_l ⊙ B_l``::
+    cache-sized chunks, sums over layers and envelopes are expanded so that only
+    entry-sized tensors appear besides the stacked chunk, and the gradient is written out
+    while the chunk is at hand. With ``E_k = E_k(A)``, ``F_k = E_k(B)``, ``S_AA = Σ_l A_l²``,
+    ``S_AB = Σ_l A_l ⊙ B_l``, ``P = Σ_k E_k²``, ``Q = Σ_k E_k F_k``, ``R = Σ_k F_k²``::
 
-        loss = Σ_k Σ (E_k² S_AA − 2 E_k F_k S_AB + F_k² S_BB),   g_k = E_k S_AA − F_k S_AB
-        ∂/∂A_l = 2 [ A_l Σ_k E_k² − B_l Σ_k E_k F_k + g_mean / L + m^max_l ⊙ g_max + m^min_l ⊙ g_min ]
+        loss = Σ (P S_AA − 2 Q S_AB + R S_BB),   g_k = E_k S_AA − F_k S_AB
+        ∂/∂A_l = 2 [ A_l P − B_l Q + g_mean / L + m^max_l ⊙ g_max + m^min_l ⊙ g_min ]
 
     where ``m^max_l`` is 1/count on the layers that attain the maximum (0 elsewhere), which
     shares the gradient between tied layers the way ``torch.amax`` does.
@@ -71,27 +72,30 @@ class _EnhancedSquaredError(torch.autograd.Function):
         for c0 in range(0, student[0].numel(), step):
             a = torch.stack([x[c0:c0 + step] for x in student])
             b = torch.stack([x[c0:c0 + step] for x in teacher])
-            # each network's maps are enhanced by its own envelopes E_k
-            e = torch.stack((a.amax(0), a.amin(0), a.mean(0)))
-            f = torch.stack((b.amax(0), b.amin(0), b.mean(0)))
+            # each network's maps are enhanced by its own envelopes (max, min, mean over layers)
+            e = (a.amax(0), a.amin(0), a.mean(0))
+            f = (b.amax(0), b.amin(0), b.mean(0))
             s_aa, s_ab, s_bb = (a * a).sum(0), (a * b).sum(0), (b * b).sum(0)
-            ee, ef, ff = e * e, e * f, f * f
-            # Σ_l ‖a_l e_k − b_l f_k‖² = e_k² S_aa − 2 e_k f_k S_ab + f_k² S_bb: no (3, L, C) temporaries.
+            p, q, r = e[0] * e[0], e[0] * f[0], f[0] * f[0]
+            for k in (1, 2):
+                p.addcmul_(e[k], e[k])
+                q.addcmul_(e[k], f[k])
+                r.addcmul_(f[k], f[k])
+            # Σ_k Σ_l ‖a_l e_k − b_l f_k‖² = P S_aa − 2 Q S_ab + R S_bb: no (3, L, C) temporaries.
             # Equal maps give x − 2x + x, exactly 0; the clamp stops rounding from going below 0.
-            own_a, own_b = ee * s_aa, ff * s_bb
-            per_entry = (own_a - 2 * (ef * s_ab) + own_b).clamp_min_(0)
-            partial.append(per_entry.sum())
+            own_a, own_b = p * s_aa, r * s_bb
+            partial.append((own_a + own_b).sub_(q * s_ab, alpha=2).clamp_min_(0).sum())
             scale.append(0.5 * (own_a.sum() + own_b.sum()))
             if want_grad:
-                g = e * s_aa - f * s_ab
-                chunk = a * ee.sum(0)
-                chunk.addcmul_(b, ef.sum(0), value=-1)
-                chunk += g[2] / num_layers
+                chunk = a * p
+                chunk.addcmul_(b, q, value=-1)
+                chunk += torch.addcmul(e[2] * s_aa, f[2], s_ab, value=-1).div_(num_layers)
                 for k in (0, 1):
+                    g = torch.addcmul(e[k] * s_aa, f[k], s_ab, value=-1)
                     # like torch.amax/amin, tied layers share the gradient
                     # a float `out` makes eq write 1.0/0.0 directly, several times faster than bool then cast
                     hit = torch.eq(a, e[k], out=torch.empty_like(a))
-                    chunk.addcmul_(hit, g[k] / hit.sum(0))
+                    chunk.addcmul_(hit, g.div_(hit.sum(0)))
                 grad[:, c0:c0 + step] = chunk
         ctx.num_layers = num_layers
         ctx.shape = maps[0].shape
