@@ -80,7 +80,8 @@ def timed_steps(trainer, iterations: int, warmup: int) -> dict:
     Runs ``on_train_start`` and ``on_train_epoch_start`` first; the caller ends the run
     (``on_train_end``). Wall and CPU seconds per step (medians), whether every loss term
     stayed finite, the loss terms' names, peak CUDA memory after the warm-up on a GPU, and
-    for a distilling student the frozen teacher's forward alone on the first timed batches.
+    for a distilling student the frozen teacher's forward alone (after the timed steps, so
+    that no batch is held while they run).
     Also used by ``scripts/gpu_check.py``.
     """
     import numpy as np
@@ -89,11 +90,9 @@ def timed_steps(trainer, iterations: int, warmup: int) -> dict:
     cuda = trainer.device.type == "cuda"
     trainer.on_train_start()
     trainer.on_train_epoch_start()
-    times, cpu_times, finite, batches = [], [], True, []
+    times, cpu_times, finite = [], [], True
     for i in range(warmup + iterations):
         batch = next(trainer.dataloader_train)
-        if i >= warmup and len(batches) < 5:
-            batches.append(batch)
         if cuda:
             torch.cuda.synchronize()
             if i == warmup:
@@ -111,7 +110,7 @@ def timed_steps(trainer, iterations: int, warmup: int) -> dict:
               "terms": sorted(k for k in out if k.startswith("loss")),
               "peak_cuda_mb": torch.cuda.max_memory_allocated() / 2**20 if cuda else None}
     if getattr(trainer, "teacher", None) is not None:
-        result["teacher_forward_s"] = _teacher_forward_seconds(trainer, batches)
+        result["teacher_forward_s"] = _teacher_forward_seconds(trainer)
     return result
 
 
@@ -134,14 +133,15 @@ def measure(trainer_name: str, iterations: int, warmup: int, device: str, full_s
     return result
 
 
-def _teacher_forward_seconds(trainer, batches: list[dict]) -> float:
-    """Median seconds of the frozen teacher's forward alone, as the student's step runs it (no gradient,
-    attention maps and features returned): no student that distils from it every step can cost less."""
+def _teacher_forward_seconds(trainer, repeats: int = 5) -> float:
+    """Median seconds of the frozen teacher's forward alone on ``repeats`` batches, as the student's step
+    runs it (no gradient, attention maps and features returned): no student that distils from it on every
+    step can cost less."""
     import torch
 
     cuda, seconds = trainer.device.type == "cuda", []
-    for batch in batches:
-        data = batch["data"].to(trainer.device)
+    for _ in range(repeats):
+        data = next(trainer.dataloader_train)["data"].to(trainer.device)
         if cuda:
             torch.cuda.synchronize()
         start = time.perf_counter()
