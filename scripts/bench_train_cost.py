@@ -145,8 +145,8 @@ def _teacher_forward_seconds(trainer, repeats: int = 5) -> float:
         if cuda:
             torch.cuda.synchronize()
         start = time.perf_counter()
-        with torch.no_grad(), torch.autocast(trainer.device.type, enabled=cuda):
-            trainer.teacher.forward_with_aux(data)
+        with torch.autocast(trainer.device.type, enabled=cuda):
+            trainer.teacher_forward(data)
         if cuda:
             torch.cuda.synchronize()
         seconds.append(time.perf_counter() - start)

@@ -71,8 +71,8 @@ def test_weights_follow_the_class_attributes(student):
         trainer.lambda_adv, 7.0, 0.2)
 
 
-def test_compiled_student_forward_gives_the_eager_loss(student, monkeypatch):
-    """With nnUNet_compile the student's aux forward is compiled (here with a CPU-quick backend)."""
+def test_compiled_forwards_give_the_eager_loss(student, monkeypatch):
+    """With nnUNet_compile the student's and the teacher's aux forwards are compiled (here with a CPU-quick backend)."""
     trainer, _ = student
     batch = _batch(3)
     trainer.modality_subsets = ((0, 1, 2, 3),)  # no random dropout: both steps see the same input
@@ -84,6 +84,6 @@ def test_compiled_student_forward_gives_the_eager_loss(student, monkeypatch):
     monkeypatch.setattr(type(trainer), "_do_i_compile", lambda self: True)
     monkeypatch.setattr(type(trainer), "compile_backend", "aot_eager")
     compiled = trainer.train_step(batch)
-    assert trainer._compiled_forward_with_aux is not None
+    assert set(trainer._compiled_forwards) == {"student", "teacher"}
     for key in ("loss_seg", "loss_mstkd", "loss_dmld", "loss_gsme"):
         assert compiled[key] == pytest.approx(eager[key], rel=1e-4, abs=1e-6), key

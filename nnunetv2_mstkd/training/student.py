@@ -144,25 +144,36 @@ class MSTKDStudentMixin(ModalityDropoutMixin, MSTKDNetworkMixin):
                                    self.configuration_name, self.device)
 
     # ---- training -----------------------------------------------------------------------------------------
-    #: ``torch.compile`` backend of the student's training forward when nnU-Net compiles (``nnUNet_compile``).
+    #: ``torch.compile`` backend of the student's and the teacher's aux forwards under ``nnUNet_compile``.
     compile_backend: str = "inductor"
 
-    def _forward_with_aux(self, net: nn.Module):
-        """``net.forward_with_aux``, compiled when nnU-Net compiles its network (CUDA and ``nnUNet_compile``).
+    def _forward_with_aux(self, role: str, net: nn.Module):
+        """``net.forward_with_aux``, compiled once per role when nnU-Net compiles (CUDA and ``nnUNet_compile``).
 
         nnU-Net compiles ``self.network``, whose ``forward`` the student's step does not call
-        (it needs the attention maps and features too), so the aux forward is compiled here once.
+        (it needs the attention maps and features too), and knows nothing of the frozen teacher,
+        whose forward is the largest part of what distillation adds to a step; so both aux
+        forwards are compiled here, the student's as ``"student"``, the teacher's as ``"teacher"``.
         """
         if not self._do_i_compile():
             return net.forward_with_aux
-        if getattr(self, "_compiled_forward_with_aux", None) is None:
-            self._compiled_forward_with_aux = torch.compile(net.forward_with_aux, backend=self.compile_backend)
-        return self._compiled_forward_with_aux
+        compiled = self.__dict__.setdefault("_compiled_forwards", {})
+        if role not in compiled:
+            compiled[role] = torch.compile(net.forward_with_aux, backend=self.compile_backend)
+        return compiled[role]
 
     def _student_forward(self, x: torch.Tensor):
         if self.is_ddp:
             return forward_with_aux_through(self.network, x)
-        return self._forward_with_aux(unwrap(self.network))(x)
+        return self._forward_with_aux("student", unwrap(self.network))(x)
+
+    def teacher_forward(self, data: torch.Tensor):
+        """The frozen teacher's output and aux dict for a full-modality batch, without gradient.
+
+        Compiled like the student's forward when nnU-Net compiles; the caller sets autocast.
+        """
+        with torch.no_grad():
+            return self._forward_with_aux("teacher", self.teacher)(data)
 
     def distils(self) -> bool:
         """True when some distillation term has a weight (``_noKD`` and ``_initOnly`` have none)."""
@@ -182,8 +193,7 @@ class MSTKDStudentMixin(ModalityDropoutMixin, MSTKDNetworkMixin):
         self.optimizer.zero_grad(set_to_none=True)
         amp = torch.autocast(self.device.type, enabled=self.device.type == "cuda")
         with amp:
-            with torch.no_grad():
-                z_t, aux_t = self.teacher.forward_with_aux(data)
+            z_t, aux_t = self.teacher_forward(data)
             z_s, aux_s = self._student_forward(x_student)
             l_seg = self.loss(z_s, target)
         terms = distillation_terms(z_s, aux_s, z_t, aux_t, self.label_manager.has_regions,
