@@ -112,6 +112,23 @@ def test_attention_shapes_rows_and_aux_contents():
     assert all(not s._forward_hooks for s in net.decoder.stages)
 
 
+def test_without_aux_attentions_the_aux_forward_returns_no_maps_and_the_same_features():
+    plans = make_plans(PLAIN, 3, patch=[32] * 3, features=(16, 32, 64))
+    net = build(plans).eval()
+    randomise_projections(net)
+    x = torch.randn(1, 4, 32, 32, 32)
+    with torch.no_grad():
+        out, aux = net.forward_with_aux(x)
+        net.aux_attentions = False
+        fused_out, fused_aux = net.forward_with_aux(x)
+    assert len(aux["attentions"]) == 2 and fused_aux["attentions"] == []
+    for key in ("transformer_outputs", "decoder_features"):
+        for a, b in zip(aux[key], fused_aux[key], strict=True):
+            torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)
+    for a, b in zip(out, fused_out, strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)
+
+
 def test_decoder_features_are_the_stage_outputs_feeding_the_seg_layers():
     plans = make_plans(PLAIN, 2, features=(8, 16, 32, 32))
     net = build(plans).eval()

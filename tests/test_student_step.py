@@ -87,3 +87,18 @@ def test_compiled_forwards_give_the_eager_loss(student, monkeypatch):
     assert set(trainer._compiled_forwards) == {"student", "teacher"}
     for key in ("loss_seg", "loss_mstkd", "loss_dmld", "loss_gsme"):
         assert compiled[key] == pytest.approx(eager[key], rel=1e-4, abs=1e-6), key
+
+
+def test_without_the_attention_term_neither_network_computes_attention_maps(student, monkeypatch):
+    """Only the attention term reads the maps: the _noMSTKD ablation keeps the fused kernel in both networks."""
+    full, _ = student
+    assert full.teacher.aux_attentions and full.network.aux_attentions
+    from nnunetv2.run.run_training import get_trainer_from_args
+
+    trainer = get_trainer_from_args(full.plans_manager.dataset_name, CONFIGURATION, 0,
+                                    "nnUNetTrainerMSTKD_noMSTKD_1ep10it", PLANS, device=torch.device("cpu"))
+    trainer.initialize()
+    assert not trainer.teacher.aux_attentions and not trainer.network.aux_attentions
+    trainer.modality_subsets = ((3,),)  # a student initialised from the teacher would match it on the full set
+    out = trainer.train_step(_batch(5))
+    assert "loss_att" not in out and float(out["loss_dmld"]) > 0 and torch.isfinite(torch.tensor(out["loss"]))

@@ -104,6 +104,9 @@ class MSTKDUNet(nn.Module):
     #: gradients) while the trainer still receives attentions and features; ``forward``'s return
     #: value never changes.
     aux_sink: list | None = None
+    #: False: :meth:`forward_with_aux` returns no attention maps (``aux["attentions"]`` is empty) and the
+    #: blocks keep the fused attention kernel. Set by trainers whose losses do not read the maps.
+    aux_attentions: bool = True
 
     def forward(self, x: torch.Tensor):
         """Segment ``x`` (B, C_in, *spatial): logits, or the deep-supervision list highest resolution first."""
@@ -123,7 +126,8 @@ class MSTKDUNet(nn.Module):
             ``(out, aux)``: ``out`` exactly as :meth:`forward`; ``aux`` a dict with
 
             * ``"attentions"``: per transformer stage (shallower first, bottleneck last) the list over
-              layers of float32 attention probabilities ``(B, heads, N, N)``;
+              layers of float32 attention probabilities ``(B, heads, N, N)``; empty when
+              :attr:`aux_attentions` is False;
             * ``"transformer_outputs"``: per transformer stage its output feature map ``(B, C, *spatial)``;
             * ``"bottleneck_input"``: the bottleneck's encoder feature map before its transformer block;
             * ``"encoder_features"``: every encoder stage's output before any transformer block, highest
@@ -135,8 +139,11 @@ class MSTKDUNet(nn.Module):
         aux = {"attentions": [], "transformer_outputs": [], "bottleneck_input": skips[-1],
                "encoder_features": list(skips), "decoder_features": []}
         for i, block in zip(self.transformer_stage_indices, self.transformers):
-            skips[i], attentions = block(skips[i], return_attention=True)
-            aux["attentions"].append(attentions)
+            if self.aux_attentions:
+                skips[i], attentions = block(skips[i], return_attention=True)
+                aux["attentions"].append(attentions)
+            else:
+                skips[i] = block(skips[i])
             aux["transformer_outputs"].append(skips[i])
         # Hooks read the decoder's per-stage outputs without re-implementing its forward.
         features = []

@@ -102,6 +102,9 @@ class MSTKDStudentMixin(ModalityDropoutMixin, MSTKDNetworkMixin):
         if was or not self.use_teacher:
             return
         self.teacher, self.teacher_info = self._load_teacher()
+        # Only the attention term reads the maps; without it both networks keep the fused kernel.
+        for net in (unwrap(self.network), self.teacher):
+            net.aux_attentions = bool(self.lambda_att)
         self.print_to_log_file(f"Frozen teacher: {self.teacher_info.checkpoint} (sha256 "
                                f"{self.teacher_info.sha256[:16]}..., trainer {self.teacher_info.trainer_name})")
         if self.init_from_teacher:
