@@ -89,7 +89,7 @@ def test_compiled_forwards_give_the_eager_loss(student, monkeypatch):
         assert compiled[key] == pytest.approx(eager[key], rel=1e-4, abs=1e-6), key
 
 
-def test_without_the_attention_term_neither_network_computes_attention_maps(student, monkeypatch):
+def test_without_the_attention_term_neither_network_computes_attention_maps(student):
     """Only the attention term reads the maps: the _noMSTKD ablation keeps the fused kernel in both networks."""
     full, _ = student
     assert full.teacher.aux_attentions and full.network.aux_attentions
