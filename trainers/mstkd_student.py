@@ -7,6 +7,8 @@
 * ``nnUNetTrainerMSTKD_noInit``: the full student started from random weights instead of the teacher's.
 * ``nnUNetTrainerMSTKD_initOnly``: started from the teacher's weights, trained with modality dropout and
   no distillation term, to tell the initialisation's share of a gain from the losses'.
+* ``nnUNetTrainerMSTKD_mdTeacher``: every term, but the frozen teacher (and the starting point) is the
+  ``_noKD`` model, trained with modality dropout, instead of a teacher that only ever saw complete scans.
 
 Short CPU schedules (``..._{E}ep{I}it``) are written out at the end of the module.
 """
@@ -59,6 +61,18 @@ class nnUNetTrainerMSTKD_initOnly(nnUNetTrainerMSTKD):
     lambda_att = lambda_feat = lambda_prob = lambda_lskd = lambda_gram = lambda_adv = 0.0
 
 
+class nnUNetTrainerMSTKD_mdTeacher(nnUNetTrainerMSTKD):
+    """Variant: distilled from (and started from) the same network trained with modality dropout (``_noKD``).
+
+    At distillation time the teacher still sees every sequence; it differs from the paper's teacher only in
+    how it was trained. Tested because a teacher trained on complete scans alone can ignore a weak sequence
+    (T1) and lean on cross-sequence shortcuts, and a student started from it and pulled towards it inherits
+    both (docs/results/subset_floor/PLAN.md).
+    """
+
+    teacher_trainer_name = "nnUNetTrainerMSTKD_noKD"
+
+
 # ---- short CPU schedules: <trainer>_<E>ep<I>it = E epochs of I iterations, CPU inference settings ----
 
 
@@ -87,6 +101,10 @@ class nnUNetTrainerMSTKD_noInit_10ep25it(CPUInference, ShortSchedule, nnUNetTrai
 
 
 class nnUNetTrainerMSTKD_initOnly_10ep25it(CPUInference, ShortSchedule, nnUNetTrainerMSTKD_initOnly):
+    schedule_epochs, schedule_iterations = 10, 25
+
+
+class nnUNetTrainerMSTKD_mdTeacher_10ep25it(CPUInference, ShortSchedule, nnUNetTrainerMSTKD_mdTeacher):
     schedule_epochs, schedule_iterations = 10, 25
 
 
@@ -123,4 +141,8 @@ class nnUNetTrainerMSTKD_noInit_1ep10it(CPUInference, ShortSchedule, nnUNetTrain
 
 
 class nnUNetTrainerMSTKD_initOnly_1ep10it(CPUInference, ShortSchedule, nnUNetTrainerMSTKD_initOnly):
+    schedule_epochs, schedule_iterations = 1, 10
+
+
+class nnUNetTrainerMSTKD_mdTeacher_1ep10it(CPUInference, ShortSchedule, nnUNetTrainerMSTKD_mdTeacher):
     schedule_epochs, schedule_iterations = 1, 10

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The exact commands behind docs/results.md. CPU only, 2 cores; each step is skipped when done.
 # Usage: bash docs/results/run.sh [WORKDIR [SECTION...]]
-#   SECTION: tuning, heldout, heldout_init, heldout_ablations (default: all, in this order)
+#   SECTION: tuning, heldout, heldout_init, heldout_ablations, tuning_floor, heldout_floor
+#   (default: all, in this order)
 #
 # Two synthetic datasets, generated with different seeds:
 #   992 (seed 7)    tuning: every choice of weights and remedies was made on its fold 0;
@@ -18,7 +19,7 @@ export nnUNet_extTrainer="$(mstkd_trainers_dir)${nnUNet_extTrainer:+:$nnUNet_ext
 export nnUNet_def_n_proc=1
 mkdir -p "$WORK/logs"
 shift || true
-SECTIONS="${*:-tuning heldout heldout_init heldout_ablations}"
+SECTIONS="${*:-tuning heldout heldout_init heldout_ablations tuning_floor heldout_floor}"
 want() { [[ " $SECTIONS " == *" $1 "* ]]; }
 prepare() {  # prepare ID SEED CASES TEST_CASES
     [ -d "$nnUNet_raw/Dataset${1}_SynthBraTS" ] || mstkd_synth -d "$1" --cases "$3" --test-cases "$4" --size 48 --seed "$2"
@@ -48,6 +49,24 @@ if want tuning; then
     for T in nnUNetTrainerMSTKDTeacher nnUNetTrainerMSTKD nnUNetTrainerMSTKD_noInit; do train 992 0 "${T}_$S"; done
     bench "$WORK/tuning" 992 0 "nnUNetTrainerMSTKD_$S" "nnUNetTrainerMSTKD_noInit_$S"
 fi
+# Tuning dataset, the subset-floor experiment (docs/results/subset_floor/PLAN.md): fold 0's models on
+# the 20 test cases of 992; the paper's teacher is benchmarked too (its complete-input row is the cap).
+FLOOR="nnUNetTrainerModalityDropout nnUNetTrainerMSTKD_noKD nnUNetTrainerMSTKD nnUNetTrainerMSTKD_mdTeacher"
+if want tuning_floor; then
+    prepare 992 7 40 20
+    for T in nnUNetTrainerMSTKDTeacher $FLOOR; do train 992 0 "${T}_$S"; done
+    bench "$WORK/tuning_floor" 992 0 $(for T in nnUNetTrainerMSTKDTeacher $FLOOR; do echo "${T}_$S"; done) \
+        -i "$nnUNet_raw/Dataset992_SynthBraTS/imagesTs" -l "$nnUNet_raw/Dataset992_SynthBraTS/labelsTs"
+fi
+want heldout || want heldout_init || want heldout_ablations || want heldout_floor || { # The subset-floor experiment on held-out data: the two baselines and the student chosen on the tuning
+# data (FLOOR_STUDENT; the rule is in docs/results/subset_floor/PLAN.md), whose teacher is _noKD.
+if want heldout_floor; then
+    HF="nnUNetTrainerModalityDropout nnUNetTrainerMSTKD_noKD ${FLOOR_STUDENT:-nnUNetTrainerMSTKD_mdTeacher}"
+    [[ "$HF" == *_mdTeacher ]] || for F in 0 1 2; do train 993 $F "nnUNetTrainerMSTKDTeacher_$S"; done
+    for F in 0 1 2; do for T in $HF; do train 993 $F "${T}_$S"; done; done
+    bench "$WORK/heldout_floor" 993 "0 1 2" $(for T in $HF; do echo "${T}_$S"; done)
+fi
+echo "[$(date +%T)] done"; exit 0; }
 # Held-out dataset, three folds.
 prepare 993 2026 42 0
 SPLITS="$nnUNet_preprocessed/Dataset993_SynthBraTS/splits_final.json"
@@ -59,7 +78,9 @@ json.dump(generate_crossval_split(ids, seed=12345, n_splits=3), open(sys.argv[2]
 PY
 MAIN="nnUNetTrainer nnUNetTrainerModalityDropout nnUNetTrainerMSTKD_noKD nnUNetTrainerMSTKD"
 ABL="nnUNetTrainerMSTKD nnUNetTrainerMSTKD_noMSTKD nnUNetTrainerMSTKD_noDMLD nnUNetTrainerMSTKD_noGSME"
-for F in 0 1 2; do train 993 $F "nnUNetTrainerMSTKDTeacher_$S"; done
+if want heldout || want heldout_init || want heldout_ablations; then
+    for F in 0 1 2; do train 993 $F "nnUNetTrainerMSTKDTeacher_$S"; done
+fi
 if want heldout; then
     for F in 0 1 2; do for T in $MAIN; do train 993 $F "${T}_$S"; done; done
     bench "$WORK/heldout" 993 "0 1 2" $(for T in $MAIN; do echo "${T}_$S"; done)
@@ -72,5 +93,13 @@ fi
 if want heldout_ablations; then
     for F in 0 1 2; do for T in $ABL; do train 993 $F "${T}_$S"; done; done
     bench "$WORK/heldout_ablations" 993 "0 1 2" $(for T in $ABL; do echo "${T}_$S"; done)
+fi
+# The subset-floor experiment on held-out data: the two baselines and the student chosen on the tuning
+# data (FLOOR_STUDENT; the rule is in docs/results/subset_floor/PLAN.md), whose teacher is _noKD.
+if want heldout_floor; then
+    HF="nnUNetTrainerModalityDropout nnUNetTrainerMSTKD_noKD ${FLOOR_STUDENT:-nnUNetTrainerMSTKD_mdTeacher}"
+    [[ "$HF" == *_mdTeacher ]] || for F in 0 1 2; do train 993 $F "nnUNetTrainerMSTKDTeacher_$S"; done
+    for F in 0 1 2; do for T in $HF; do train 993 $F "${T}_$S"; done; done
+    bench "$WORK/heldout_floor" 993 "0 1 2" $(for T in $HF; do echo "${T}_$S"; done)
 fi
 echo "[$(date +%T)] done"
