@@ -54,7 +54,8 @@ def holm(pvalues: Sequence[float]) -> list[float]:
     return out.tolist()
 
 
-def _test(diffs: np.ndarray) -> tuple[float, float, str]:
+def signed_rank_test(diffs: np.ndarray) -> tuple[float, float, str]:
+    """Two-sided Wilcoxon signed-rank test of paired differences: ``(statistic, p, note)``; zeros dropped first."""
     nonzero = diffs[diffs != 0]
     if diffs.size == 0:
         return math.nan, math.nan, "no case with a common subset"
@@ -109,7 +110,7 @@ def wilcoxon_tests(rows: Iterable[dict], reference_model: str | None = None,
             for region in regions:
                 a, b = scores.get((ref, region), {}), scores.get((other, region), {})
                 d = _case_differences(a, b, metric)
-                stat, p, note = _test(d)
+                stat, p, note = signed_rank_test(d)
                 median = float(np.median(d)) if d.size else math.nan
                 mean = float(d.mean()) if d.size else math.nan
                 lead = median if median else mean
