@@ -140,7 +140,8 @@ def zero_absent_channels(x: torch.Tensor | np.ndarray, present: torch.Tensor | n
 
     is_torch = isinstance(x, torch.Tensor)
     if is_torch:
-        m = torch.as_tensor(present, dtype=torch.bool, device=x.device)
+        # checked where it was made: a mask drawn on the host makes the device wait for nothing
+        m = torch.as_tensor(present, dtype=torch.bool)
     else:
         m = np.asarray(present, dtype=bool)
     batched = m.ndim == 2
@@ -152,4 +153,4 @@ def zero_absent_channels(x: torch.Tensor | np.ndarray, present: torch.Tensor | n
         raise ValueError("Every channel is absent in at least one sample; at least one modality must be present.")
     shape = tuple(m.shape) + (1,) * (x.ndim - m.ndim)
     m = m.reshape(shape)
-    return x * m.to(x.dtype) if is_torch else x * m.astype(x.dtype)
+    return x * m.to(device=x.device, dtype=x.dtype) if is_torch else x * m.astype(x.dtype)

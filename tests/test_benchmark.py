@@ -280,6 +280,9 @@ def test_folder_cases_refuse_incomplete_cases_and_missing_references(planned_dat
     (images / f"{first}_0001.nii.gz").unlink()
     with pytest.raises(FileNotFoundError, match=f"case {first}: {first}_0001.nii.gz not found.*complete cases"):
         folder_cases(str(images), str(labels), BRATS_CHANNELS, ".nii.gz")
+    (images / f"{first}_01.nii.gz").write_bytes(b"")  # the channel's file with a typo in its name
+    with pytest.raises(ValueError, match=f"{first}_01.nii.gz look like images but are not channel files"):
+        folder_cases(str(images), str(labels), BRATS_CHANNELS, ".nii.gz")
 
 
 @pytest.mark.parametrize("labels, expected", [

@@ -37,8 +37,9 @@ def _worker(rank: int, init_file: str, out_dir: str) -> None:
 
 
 def _student_loss(out, aux) -> torch.Tensor:
-    # the output (deep-supervision list) and an aux-only term: attention maps reach the loss only through aux
-    return sum(o.square().mean() for o in out) + sum(a.square().sum() for s in aux["attentions"] for a in s)
+    # the output (deep-supervision list) and an aux-only term: queries and keys reach the loss only through aux
+    return sum(o.square().mean() for o in out) + sum(q.square().mean() + k.square().mean()
+                                                     for s in aux["attention_qk"] for q, k in s)
 
 
 def _aux_worker(rank: int, init_file: str, out_dir: str) -> None:

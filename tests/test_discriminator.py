@@ -73,7 +73,7 @@ def test_steps_reduce_discriminator_loss():
     teacher, student = toy_features()
     with torch.no_grad():
         before = discriminator_loss(d(teacher), d(student)).item()
-    losses = [discriminator_step(d, opt, teacher, student) for _ in range(10)]
+    losses = [float(discriminator_step(d, opt, teacher, student)) for _ in range(10)]
     with torch.no_grad():
         after = discriminator_loss(d(teacher), d(student)).item()
     assert losses[0] == pytest.approx(before, rel=1e-6)  # the returned value is the pre-update loss
@@ -105,7 +105,7 @@ def test_step_is_float32_under_autocast():
     with torch.no_grad():  # float32 maths on the bfloat16 values
         expected = discriminator_loss(d(teacher.float()), d(student.float())).item()
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        got = discriminator_step(d, opt, teacher, student)
+        got = float(discriminator_step(d, opt, teacher, student))
     # bfloat16 convolutions would differ by about 3e-5 (relative) on this example
     assert got == pytest.approx(expected, rel=1e-6)
     assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in d.parameters())
@@ -117,7 +117,7 @@ def test_step_with_grad_scaler():
     opt = make_discriminator_optimizer(d)
     teacher, student = toy_features()
     scaler = torch.amp.GradScaler("cpu")
-    losses = [discriminator_step(d, opt, teacher, student, grad_scaler=scaler) for _ in range(5)]
+    losses = [float(discriminator_step(d, opt, teacher, student, grad_scaler=scaler)) for _ in range(5)]
     assert losses[-1] < losses[0]
 
 

@@ -91,3 +91,22 @@ def test_finite_for_zeros_constant_and_float16():
 def test_invalid_inputs_raise(student, teacher, error):
     with pytest.raises(error):
         feature_distillation_loss(student, teacher)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("block", [10, 1 << 24])
+def test_blockwise_standardised_mse_equals_autograd_through_the_standardised_maps(dtype, block):
+    """Block by block (10 elements: one row at a time) with a hand-written backward: autograd's value and gradient."""
+    from nnunetv2_mstkd.losses.standardized_mse import standardized_mse
+
+    g = torch.Generator().manual_seed(1)
+    s = (torch.randn(2, 5, 6, 7, 8, generator=g) * 3 + 1).to(dtype).requires_grad_()
+    t = torch.randn(2, 5, 6, 7, 8, generator=g).to(dtype)
+    reference = (standardize_per_channel(s) - standardize_per_channel(t)).square().mean()
+    reference.backward()
+    expected, s.grad = s.grad.clone(), None
+    value = standardized_mse(s, t, block_elements=block)
+    value.backward()
+    torch.testing.assert_close(value, reference, rtol=1e-6, atol=1e-8)
+    torch.testing.assert_close(s.grad.float(), expected.float(), rtol=1e-5, atol=1e-9)
+    assert value.dtype == torch.float32 and s.grad.dtype == dtype

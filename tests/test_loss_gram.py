@@ -92,3 +92,21 @@ def test_finite_for_zeros_and_float16():
 def test_invalid_inputs_raise(student, teacher, error):
     with pytest.raises(error):
         gram_loss(student, teacher)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_correlation_distance_equals_autograd_through_the_matrices(dtype):
+    """The hand-written backward (which keeps only the student's map) gives autograd's value and gradient."""
+    from nnunetv2_mstkd.losses.correlation_distance import correlation_distance
+
+    g = torch.Generator().manual_seed(0)
+    s = (torch.randn(2, 6, 5, 4, 3, generator=g) * 2 + 1).to(dtype).requires_grad_()
+    t = torch.randn(2, 6, 5, 4, 3, generator=g).to(dtype)
+    reference = (correlation_matrix(s) - correlation_matrix(t)).square().mean()
+    reference.backward()
+    expected, s.grad = s.grad.clone(), None
+    value = correlation_distance(s, t)
+    value.backward()
+    torch.testing.assert_close(value, reference, rtol=1e-6, atol=1e-8)
+    torch.testing.assert_close(s.grad.float(), expected.float(), rtol=1e-5, atol=1e-8)
+    assert value.dtype == torch.float32 and s.grad.dtype == dtype

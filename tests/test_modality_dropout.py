@@ -40,3 +40,26 @@ def test_drop_modalities_is_the_inference_masking():
     assert torch.equal(y, zero_absent_channels(x, present))
     assert present.shape == (6, 4) and present.any(1).all()
     assert torch.equal(subset_table(2), torch.tensor([[True, False], [False, True], [True, True]]))
+
+
+def _dropout_trainer(subsets=None):
+    """What ModalityDropoutMixin reads of an nnU-Net trainer: dataset.json and the subsets."""
+    from nnunetv2_mstkd.training.modality_dropout import ModalityDropoutMixin
+
+    trainer = ModalityDropoutMixin()
+    trainer.dataset_json = {"channel_names": {"0": "T1", "1": "T1ce", "2": "T2", "3": "FLAIR"}}
+    trainer.modality_subsets = subsets
+    return trainer
+
+
+def test_a_cascade_s_previous_stage_channels_are_never_dropped():
+    """Full-resolution cascade input: 4 image channels, then 3 one-hot channels of the previous stage."""
+    trainer = _dropout_trainer(subsets=((3,),))  # FLAIR only, so every image channel but the last is dropped
+    data = torch.rand(5, 7, 4, 4, 4) + 1
+    out, present = trainer.drop_modalities(data)
+    assert present.shape == (5, 4) and present[:, 3].all() and not present[:, :3].any()
+    assert torch.count_nonzero(out[:, :3]) == 0 and torch.equal(out[:, 3], data[:, 3])
+    assert torch.equal(out[:, 4:], data[:, 4:])  # the previous stage's segmentation is untouched
+    plain = torch.rand(5, 4, 4, 4, 4) + 1  # a plain configuration: the same rule on four channels
+    out, present = trainer.drop_modalities(plain)
+    assert out.shape == plain.shape and torch.count_nonzero(out[:, :3]) == 0

@@ -8,6 +8,7 @@ from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 from torch import nn
 
 from nnunetv2_mstkd.network import MSTKDUNet, TransformerBlock, build_mstkd_network, token_stride
+from nnunetv2_mstkd.network.transformer import attention_probabilities
 
 PLAIN = "dynamic_network_architectures.architectures.unet.PlainConvUNet"
 RESENC = "dynamic_network_architectures.architectures.unet.ResidualEncoderUNet"
@@ -94,9 +95,11 @@ def test_attention_shapes_rows_and_aux_contents():
     # Stage 1 is 16³ = 4096 positions -> stride 2 -> 512 tokens, 32 channels -> 1 head.
     # Stage 2 (bottleneck) is 8³ = 512 positions -> stride 1 -> 512 tokens, 64 channels -> 2 heads.
     assert net.token_strides == [(2, 2, 2), (1, 1, 1)]
-    assert [len(a) for a in aux["attentions"]] == [4, 4]
-    for attentions, heads in zip(aux["attentions"], (1, 2)):
-        for a in attentions:
+    assert [len(a) for a in aux["attention_qk"]] == [4, 4]
+    for layers, heads, width in zip(aux["attention_qk"], (1, 2), (32, 64)):
+        for q, k in layers:
+            assert q.shape == k.shape == (2, heads, 512, width // heads)
+            a = attention_probabilities(q, k)
             assert a.shape == (2, heads, 512, 512) and a.dtype == torch.float32
             torch.testing.assert_close(a.sum(-1), torch.ones(2, heads, 512))
             assert a.min() >= 0
@@ -108,8 +111,10 @@ def test_attention_shapes_rows_and_aux_contents():
     assert aux["encoder_features"][-1] is aux["bottleneck_input"]
     assert [f.shape for f in aux["decoder_features"]] == [(2, 16, 32, 32, 32), (2, 32, 16, 16, 16)]
     assert [f.shape[2:] for f in aux["decoder_features"]] == [o.shape[2:] for o in out]
-    # forward_with_aux leaves no hooks behind.
-    assert all(not s._forward_hooks for s in net.decoder.stages)
+    # the decoder hooks record only inside forward_with_aux: a plain forward keeps nothing
+    assert net._decoder_record is None
+    net(x)
+    assert net._decoder_record is None
 
 
 def test_without_aux_attentions_the_aux_forward_returns_no_maps_and_the_same_features():
@@ -121,12 +126,38 @@ def test_without_aux_attentions_the_aux_forward_returns_no_maps_and_the_same_fea
         out, aux = net.forward_with_aux(x)
         net.aux_attentions = False
         fused_out, fused_aux = net.forward_with_aux(x)
-    assert len(aux["attentions"]) == 2 and fused_aux["attentions"] == []
+    assert len(aux["attention_qk"]) == 2 and fused_aux["attention_qk"] == []
     for key in ("transformer_outputs", "decoder_features"):
         for a, b in zip(aux[key], fused_aux[key], strict=True):
             torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)
     for a, b in zip(out, fused_out, strict=True):
         torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("aux_attentions", [True, False])
+def test_aux_forward_compiles_to_one_graph_without_recompiling(aux_attentions):
+    """fullgraph=True: no graph break; a counting backend sees one compilation for three calls."""
+    plans = make_plans(PLAIN, 3, patch=[32] * 3, features=(16, 32, 64))
+    net = build(plans)
+    randomise_projections(net)
+    net.aux_attentions = aux_attentions
+    graphs = []
+
+    def counting_backend(gm, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+
+    torch._dynamo.reset()
+    compiled = torch.compile(net.forward_with_aux, backend=counting_backend, fullgraph=True)
+    x = [torch.randn(2, 4, 32, 32, 32, generator=torch.Generator().manual_seed(i)) for i in range(3)]
+    results = [compiled(xi) for xi in x]
+    assert len(graphs) == 1
+    out, aux = net.forward_with_aux(x[2])
+    for a, b in zip(results[2][0], out, strict=True):
+        torch.testing.assert_close(a, b)
+    for a, b in zip(results[2][1]["decoder_features"], aux["decoder_features"], strict=True):
+        torch.testing.assert_close(a, b)
+    assert len(results[2][1]["attention_qk"]) == (2 if aux_attentions else 0)
 
 
 def test_decoder_features_are_the_stage_outputs_feeding_the_seg_layers():
@@ -155,6 +186,11 @@ def test_fused_and_explicit_attention_paths_agree(stride):
     n = math.prod(math.ceil(s / t) for s, t in zip(x.shape[2:], block.stride))
     assert [a.shape for a in attentions] == [(2, 2, n, n)] * 2
     assert not torch.allclose(fused, x)
+    with torch.no_grad():
+        with_qk, qk = block(x, return_qk=True)
+    assert torch.equal(with_qk, fused)  # the fused kernel is kept
+    for (q, k), a in zip(qk, attentions, strict=True):
+        torch.testing.assert_close(attention_probabilities(q, k), a)
 
 
 def test_explicit_attention_is_float32_under_autocast():

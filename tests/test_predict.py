@@ -176,7 +176,7 @@ def test_cli_bad_cases_fail_loudly_and_the_others_are_predicted(model, images_ts
     assert f"case nan: {inp / 'nan_0002.nii.gz'} contains 4 NaN and 0 Inf voxels" in stderr
     assert "case lonely: every channel is absent (T1ce excluded with --missing)" in stderr
     assert "lonely_0000.nii.gz, lonely_0001.nii.gz, lonely_0002.nii.gz, lonely_0003.nii.gz" in stderr
-    assert "case mism: channel files disagree in spacing" in stderr
+    assert "case mism: channel T2 disagrees with channel T1 in spacing" in stderr
     assert str(inp / "mism_0000.nii.gz") in stderr and str(inp / "mism_0002.nii.gz") in stderr
     assert f"case {OTHER}: predicting without T1ce (file {OTHER}_0001.nii.gz absent)" in stdout
     assert sorted(f for f in os.listdir(out) if f.endswith(".nii.gz")) == [f"{OTHER}.nii.gz"]
@@ -289,3 +289,22 @@ def test_expected_accuracy_reports_overlays_and_index(model, images_ts, tmp_path
     with pytest.raises(ValueError, match="plans: benchmark 'nnUNetPlans', model 'nnUNetPlansCPU'"):
         predict_missing(str(inp), str(tmp_path / "out2"), model, expected=str(bench), **FAST)
     assert not (tmp_path / "out2").exists()
+
+
+def test_a_misnamed_channel_file_is_refused_before_any_work_unless_skipped(model, images_ts, tmp_path):
+    folder = _copy_case(images_ts, CASE, tmp_path / "in", channels=(0, 2, 3))
+    shutil.copy(images_ts / f"{CASE}_0001.nii.gz", folder / f"{CASE}_001.nii.gz")  # a typo: three digits
+    out = tmp_path / "out"
+    with pytest.raises(ValueError, match=f"{CASE}_001.nii.gz look like images but are not channel files") as info:
+        predict_missing(str(folder), str(out), model, **FAST)
+    assert "--allow_unrecognised_files" in str(info.value) and not out.exists()
+    lines = []
+    result = predict_missing(str(folder), str(out), model, allow_unrecognised_files=True, log=lines.append, **FAST)
+    assert result["absent"] == {CASE: ["T1ce"]}
+    assert any(f"{CASE}_001.nii.gz is not a channel file" in line for line in lines)
+    record = json.loads((out / "missing_modalities.json").read_text())
+    assert record["reasons"] == {CASE: {"T1ce": f"file {CASE}_0001.nii.gz absent"}}
+    predict_missing(str(folder), str(tmp_path / "out2"), model, missing=["FLAIR"], allow_unrecognised_files=True,
+                    **FAST)
+    record = json.loads((tmp_path / "out2" / "missing_modalities.json").read_text())
+    assert record["reasons"] == {CASE: {"T1ce": f"file {CASE}_0001.nii.gz absent", "FLAIR": "--missing"}}

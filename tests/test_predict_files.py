@@ -14,8 +14,8 @@ from nnunetv2.imageio.simpleitk_reader_writer import SimpleITKIO
 
 from nnunetv2_mstkd.atomic_io import PARTIAL_MARKER, final_path, partial_path, remove_stale_partials, write_json
 from nnunetv2_mstkd.inference.atomic_export import AtomicSegWriter
-from nnunetv2_mstkd.inference.case_files import case_from_files, find_cases, unrecognised_files
-from nnunetv2_mstkd.inference.channel_reader import read_present_channels
+from nnunetv2_mstkd.inference.case_files import case_from_files, find_cases, unrecognised_files, unrecognised_message
+from nnunetv2_mstkd.inference.channel_reader import ReadPolicy, read_present_channels
 from nnunetv2_mstkd.inference.predict import resolve_device
 
 CHANNELS = ["T1", "T1ce", "T2", "FLAIR"]
@@ -97,17 +97,42 @@ def test_read_present_channels_matches_nnunet_reader_and_fills_zeros(tmp_path):
     assert props["spacing"] == ref_props["spacing"] == [2.0, 1.0, 0.5]
 
 
-@pytest.mark.parametrize("what, kwargs, shape", [
-    ("shape", {}, (5, 6, 8)),
-    ("spacing", {"spacing": (1.0, 1.0, 1.5)}, (5, 6, 7)),
-    ("orientation", {"direction": (-1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)}, (5, 6, 7)),
+@pytest.mark.parametrize("what, kwargs, shape, values", [
+    ("shape", {}, (5, 6, 8), ("(5, 6, 7)", "(5, 6, 8)")),
+    ("spacing", {"spacing": (1.0, 1.0, 1.5)}, (5, 6, 7), ("(1.0, 1.0, 1.0)", "(1.5, 1.0, 1.0)")),
+    ("direction", {"direction": (-1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)}, (5, 6, 7),
+     ("(1.0, 0.0", "(-1.0, 0.0")),
+    ("origin", {"origin": (0.0, 0.0, 2.5)}, (5, 6, 7), ("(0.0, 0.0, 0.0)", "(0.0, 0.0, 2.5)")),
 ])
-def test_read_present_channels_geometry_mismatch_names_files(tmp_path, what, kwargs, shape):
+def test_read_present_channels_geometry_mismatch_names_case_channels_files_and_values(tmp_path, capsys, what, kwargs,
+                                                                                      shape, values):
     good = _write(tmp_path / "g_0000.nii.gz", np.ones((5, 6, 7)))
     bad = _write(tmp_path / "g_0002.nii.gz", np.ones(shape), **kwargs)
-    with pytest.raises(ValueError, match=f"case g: channel files disagree in {what}") as info:
-        read_present_channels([good, None, bad, None], SimpleITKIO(), case_id="g")
-    assert good in str(info.value) and bad in str(info.value)
+    with pytest.raises(ValueError, match=f"case g: channel T2 disagrees with channel T1 in {what}") as info:
+        read_present_channels([good, None, bad, None], SimpleITKIO(), case_id="g", channel_names=CHANNELS)
+    message = str(info.value)
+    assert good in message and bad in message and all(v in message for v in values)
+    allow = ReadPolicy(allow_geometry_mismatch=True)
+    if what == "shape":  # cannot be stacked: refused whatever the policy
+        with pytest.raises(ValueError, match="in shape"):
+            read_present_channels([good, None, bad, None], SimpleITKIO(), case_id="g", policy=allow)
+        return
+    assert "--allow_geometry_mismatch" in message
+    data, properties, present = read_present_channels([good, None, bad, None], SimpleITKIO(), case_id="g",
+                                                      policy=allow, channel_names=CHANNELS)
+    assert present.tolist() == [True, False, True, False] and data.shape == (4, 5, 6, 7)
+    assert f"WARNING: case g: channel T2 disagrees with channel T1 in {what}" in capsys.readouterr().out
+
+
+def test_files_that_look_like_images_but_are_not_channel_files_are_listed(tmp_path):
+    _touch(tmp_path, "a_0000.nii.gz", "a_001.nii.gz", "a_0001.nii", "a_T1ce.nii.gz", "b_0002.mha", "scan.nrrd",
+           "notes.txt", "a_0000.nii.gz.bak", ".a_0003.partial-1.nii.gz", "dataset.json")
+    assert unrecognised_files(str(tmp_path), ".nii.gz") == ["a_0001.nii", "a_001.nii.gz", "a_T1ce.nii.gz",
+                                                           "b_0002.mha", "scan.nrrd"]
+    message = unrecognised_message(str(tmp_path), ["a_001.nii.gz"], ".nii.gz", CHANNELS)
+    assert "a_001.nii.gz" in message and "CASE_XXXX.nii.gz" in message and "_0001 T1ce" in message
+    assert "--allow_unrecognised_files" in message
+    assert "--allow" not in unrecognised_message(str(tmp_path), ["x"], ".nii.gz", CHANNELS, skip_flag=None)
 
 
 def test_read_present_channels_refuses_all_absent():
@@ -136,7 +161,8 @@ def test_nonfinite_voxels_refuse_the_case_naming_file_and_counts_or_become_zero(
     with pytest.raises(ValueError, match="case n: .*n_0001.nii.gz contains 3 NaN and 1 Inf voxels") as info:
         read_present_channels([good, bad, None, None], SimpleITKIO(), case_id="n")
     assert "--allow_nonfinite" in str(info.value)
-    data, _, _ = read_present_channels([good, bad, None, None], SimpleITKIO(), case_id="n", allow_nonfinite=True)
+    data, _, _ = read_present_channels([good, bad, None, None], SimpleITKIO(), case_id="n",
+                                       policy=ReadPolicy(allow_nonfinite=True))
     assert data[1, 0, 0, 0] == 0 and data[1, 1, 1, 1] == 0 and data[1, 2, 2, 2] == 1
     assert "WARNING: case n:" in capsys.readouterr().out
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import os
 
 import pytest
 import torch
@@ -22,6 +23,7 @@ def student(train_model, planned_dataset, monkeypatch):
     trainer = get_trainer_from_args(str(dataset_id), CONFIGURATION, 0, "nnUNetTrainerMSTKD_1ep10it", PLANS,
                                     device=torch.device("cpu"))
     trainer.initialize()
+    trainer.ensure_teacher()  # initialize() skips it when an earlier test finished this fold
     return trainer, teacher_folder
 
 
@@ -34,7 +36,8 @@ def _batch(seed: int = 0):
 
 def test_teacher_sees_everything_student_sees_its_subset_and_only_the_student_learns(student):
     trainer, teacher_folder = student
-    assert trainer.teacher_info.checkpoint.startswith(teacher_folder)
+    assert os.path.join(os.environ["nnUNet_results"], trainer.teacher_info.checkpoint).startswith(teacher_folder)
+    assert trainer.teacher_info.relative_to == "nnUNet_results" and trainer.teacher_info.fold == 0
     assert all(id(p) not in {id(q) for q in trainer.network.parameters()} for p in trainer.teacher.parameters())
     seen = {}
     trainer.teacher.register_forward_pre_hook(lambda m, args: seen.__setitem__("teacher", args[0].clone()))
@@ -98,6 +101,7 @@ def test_without_the_attention_term_neither_network_computes_attention_maps(stud
     trainer = get_trainer_from_args(full.plans_manager.dataset_name, CONFIGURATION, 0,
                                     "nnUNetTrainerMSTKD_noMSTKD_1ep10it", PLANS, device=torch.device("cpu"))
     trainer.initialize()
+    trainer.ensure_teacher()
     assert not trainer.teacher.aux_attentions and not trainer.network.aux_attentions
     trainer.modality_subsets = ((3,),)  # a student initialised from the teacher would match it on the full set
     out = trainer.train_step(_batch(5))

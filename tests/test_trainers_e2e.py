@@ -32,8 +32,13 @@ def test_student_distils_from_the_frozen_teacher(train_model, planned_dataset, m
     assert set(ckpt_s["network_weights"]) == set(ckpt_t["network_weights"])
     assert any(k.startswith("transformers.") for k in ckpt_s["network_weights"])
     info = ckpt_s["mstkd"]["teacher"]
-    assert info["checkpoint"] == os.path.join(teacher, "fold_0", "checkpoint_final.pth")
-    assert info["sha256"] == sha256_of(info["checkpoint"])
+    # recorded relative to nnUNet_results, with what identifies it, so the record survives a move
+    results = os.path.dirname(os.path.dirname(teacher))
+    assert info["relative_to"] == "nnUNet_results" and not os.path.isabs(info["checkpoint"])
+    assert os.path.join(results, info["checkpoint"]) == os.path.join(teacher, "fold_0", "checkpoint_final.pth")
+    assert info["sha256"] == sha256_of(os.path.join(results, info["checkpoint"]))
+    assert (info["trainer_name"], info["plans"], info["configuration"], info["fold"]) == (
+        TEACHER, PLANS, CONFIGURATION, 0)
     assert ckpt_s["mstkd"]["discriminator"] and ckpt_s["mstkd"]["discriminator_optimizer"]["state"]
     logged = ckpt_s["logging"]
     for key in ("loss_seg", "loss_mstkd", "loss_dmld", "loss_gsme", "loss_disc", "loss_att", "loss_feat",
@@ -87,3 +92,26 @@ def test_missing_teacher_prints_the_command_that_trains_it(planned_dataset):
     expected = (f"nnUNetv2_train Dataset{dataset_id}_SynthBraTS {CONFIGURATION} 0 -p {PLANS} "
                 f"-tr nnUNetTrainerMSTKDTeacher_5ep25it")
     assert expected in proc.stdout + proc.stderr
+
+
+def test_a_trained_student_travels_without_its_teacher(train_model, planned_dataset, tmp_path):
+    """Validation and prediction of a copied results folder that holds the student alone."""
+    import shutil
+
+    from conftest import run
+
+    root, dataset_id = planned_dataset
+    train_model(TEACHER)
+    student = train_model("nnUNetTrainerMSTKD_1ep10it")
+    dataset = os.path.basename(os.path.dirname(student))
+    moved = tmp_path / "results" / dataset / os.path.basename(student)
+    shutil.copytree(student, moved)
+    env = train_env(root, nnUNet_results=str(tmp_path / "results"))
+    (moved / "fold_0" / "validation" / "summary.json").unlink()
+    run([bin_path("nnUNetv2_train"), str(dataset_id), CONFIGURATION, "0", "-p", PLANS, "-tr",
+         "nnUNetTrainerMSTKD_1ep10it", "-device", "cpu", "--val"], env)
+    assert (moved / "fold_0" / "validation" / "summary.json").is_file()
+    images = next((root / "raw").glob(f"Dataset{dataset_id:03d}_*")) / "imagesTs"
+    run([bin_path("mstkd_predict"), "-i", str(images), "-o", str(tmp_path / "pred"), "-m", str(moved), "-f", "0",
+         "--missing", "T1ce", "-device", "cpu", "--disable_tta", "-npp", "0", "-nps", "1"], env)
+    assert len(list((tmp_path / "pred").glob("*.nii.gz"))) == 2

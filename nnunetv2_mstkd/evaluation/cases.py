@@ -24,7 +24,7 @@ from nnunetv2.imageio.base_reader_writer import BaseReaderWriter
 from nnunetv2.paths import nnUNet_preprocessed, nnUNet_raw
 from nnunetv2.utilities.utils import get_filenames_of_train_images_and_targets
 
-from nnunetv2_mstkd.inference.case_files import find_cases
+from nnunetv2_mstkd.inference.case_files import find_cases, unrecognised_files, unrecognised_message
 
 
 @dataclass
@@ -101,10 +101,16 @@ def folder_cases(images_folder: str, labels_folder: str, channel_names: Sequence
     Raises:
         FileNotFoundError: If a folder is missing or empty, a case lacks a channel file, or its
             reference is not in ``labels_folder`` (the message names the file).
-        ValueError: If files carry a channel index the model does not have.
+        ValueError: If files carry a channel index the model does not have, or a file looks like an image
+            but is not a channel file ``CASE_XXXX<file_ending>`` (a misnamed channel would make its case
+            incomplete unnoticed).
     """
     if not os.path.isdir(labels_folder):
         raise FileNotFoundError(f"Label folder {labels_folder} does not exist.")
+    if os.path.isdir(images_folder):
+        strays = unrecognised_files(images_folder, file_ending)
+        if strays:
+            raise ValueError(unrecognised_message(images_folder, strays, file_ending, channel_names, None))
     cases = []
     for found in find_cases(images_folder, channel_names, file_ending):
         if found.unexpected:

@@ -58,16 +58,16 @@ class CaseFiles:
                     f"({_channel_list(channel_names)}).")
         return None
 
+    def absent_reasons(self, channel_names: Sequence[str]) -> dict[str, str]:
+        """Why each absent channel is absent: ``{"T1ce": "file X_0001.nii.gz absent", "FLAIR": "--missing"}``."""
+        return {channel_names[i]: f"file {os.path.basename(self.expected[i])} absent" if i in self.not_found
+                else "--missing" for i in self.absent}
+
     def describe(self, channel_names: Sequence[str]) -> str:
         """One line for the log, e.g. ``case X: predicting without T1ce (file X_0001.nii.gz absent)``."""
         if not self.absent:
             return f"case {self.case_id}: all channels present"
-        parts = []
-        for i in self.absent:
-            if i in self.not_found:
-                parts.append(f"{channel_names[i]} (file {os.path.basename(self.expected[i])} absent)")
-            else:
-                parts.append(f"{channel_names[i]} (--missing)")
+        parts = [f"{name} ({why})" for name, why in self.absent_reasons(channel_names).items()]
         return f"case {self.case_id}: predicting without {', '.join(parts)}"
 
 
@@ -75,10 +75,38 @@ def _channel_list(channel_names: Sequence[str]) -> str:
     return ", ".join(f"_{i:04d} {n}" for i, n in enumerate(channel_names))
 
 
+#: Image endings beyond nnU-Net's reader/writers that a misnamed channel file may carry.
+_OTHER_IMAGE_ENDINGS = (".nii", ".nii.gz", ".mhd", ".nhdr", ".dcm", ".tif", ".tiff")
+
+
+def image_endings() -> tuple[str, ...]:
+    """File endings that look like an image: every ending nnU-Net's reader/writers read, and a few more."""
+    from nnunetv2.imageio.reader_writer_registry import LIST_OF_IO_CLASSES
+
+    endings = {e.lower() for io in LIST_OF_IO_CLASSES for e in io.supported_file_endings}
+    return tuple(sorted(endings | set(_OTHER_IMAGE_ENDINGS)))
+
+
 def unrecognised_files(input_folder: str, file_ending: str) -> list[str]:
-    """Files ending in ``file_ending`` but not named ``CASE_XXXX<file_ending>``; they are not cases and are skipped."""
+    """Files that look like images but are not named ``CASE_XXXX<file_ending>`` (hidden files aside).
+
+    A channel file with a typo in its name (``CASE_001.nii.gz``, ``CASE_0001.nii`` where the
+    model reads ``.nii.gz``, ``CASE_T1ce.nii.gz``) would otherwise leave that channel absent
+    without a word; the caller refuses or, when told to, skips them.
+    """
     pattern = re.compile(r".+_\d{4}" + re.escape(file_ending))
-    return sorted(f for f in os.listdir(input_folder) if f.endswith(file_ending) and not pattern.fullmatch(f))
+    endings = image_endings() + (file_ending.lower(),)
+    return sorted(f for f in os.listdir(input_folder)
+                  if not f.startswith(".") and f.lower().endswith(endings) and not pattern.fullmatch(f))
+
+
+def unrecognised_message(input_folder: str, names: Sequence[str], file_ending: str,
+                         channel_names: Sequence[str], skip_flag: str | None = "--allow_unrecognised_files") -> str:
+    """The error for :func:`unrecognised_files`: the files, the naming rule and what to do."""
+    skip = f", or pass {skip_flag} to skip them" if skip_flag else ""
+    return (f"{input_folder}: {', '.join(names)} look like images but are not channel files of this model, which "
+            f"reads CASE_XXXX{file_ending} with XXXX the channel index ({_channel_list(channel_names)}). A misnamed "
+            f"channel file would be taken for an absent channel. Rename or move them{skip}.")
 
 
 def case_from_files(files: Sequence[str], channel_names: Sequence[str], file_ending: str,

@@ -10,12 +10,16 @@ with the model's channel count; it is zeroed again after normalisation
 Every present file is checked for NaN and Inf voxels as stored on disk
 (:func:`~nnunetv2_mstkd.data.nonfinite.count_nonfinite`): the reader would turn them
 into 0 without a word. Such a case is refused unless the caller accepts it, in which
-case they are 0 (with a warning).
+case they are 0 (with a warning). Channels that disagree in origin, spacing or direction
+are refused too (a typo in a pipeline must not become a silently shifted channel) unless
+the caller accepts it; channels of different shapes cannot be stacked and are always refused.
+What a caller accepts is one :class:`ReadPolicy`.
 """
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from nnunetv2.imageio.base_reader_writer import BaseReaderWriter
@@ -24,6 +28,20 @@ from nnunetv2_mstkd.data.nonfinite import count_nonfinite
 
 # Geometry differences below this are float noise from file headers, as nnU-Net's own np.allclose checks assume.
 _ATOL = 1e-4
+
+
+@dataclass(frozen=True)
+class ReadPolicy:
+    """What a case's channel files may get away with (both refused by default).
+
+    Attributes:
+        allow_nonfinite: Predict NaN/Inf voxels as 0, with a warning (``--allow_nonfinite``).
+        allow_geometry_mismatch: Go on, with a warning, when channels disagree in origin, spacing or
+            direction (``--allow_geometry_mismatch``); nnU-Net then uses the first present file's geometry.
+    """
+
+    allow_nonfinite: bool = False
+    allow_geometry_mismatch: bool = False
 
 
 def _orientation(properties: dict) -> np.ndarray | None:
@@ -64,16 +82,16 @@ def check_finite(path: str, label: str, allow_nonfinite: bool = False) -> None:
 
 
 def read_present_channels(image_files: Sequence[str | None], reader_writer: BaseReaderWriter,
-                          case_id: str | None = None, allow_nonfinite: bool = False
-                          ) -> tuple[np.ndarray, dict, np.ndarray]:
+                          case_id: str | None = None, policy: ReadPolicy = ReadPolicy(),
+                          channel_names: Sequence[str] | None = None) -> tuple[np.ndarray, dict, np.ndarray]:
     """Read one case, one file per channel, None for an absent channel.
 
     Args:
         image_files: Path per channel in channel order; None where the channel is absent.
         reader_writer: An instance of the plans' ``image_reader_writer`` class.
         case_id: Used in error messages (default: derived from the first present file).
-        allow_nonfinite: Predict a file with NaN/Inf voxels with them set to 0 (with a warning)
-            instead of refusing the case.
+        policy: What to accept instead of refusing the case (NaN/Inf voxels, geometry mismatches).
+        channel_names: The channels' names, for messages (default: their indices).
 
     Returns:
         ``(data, properties, present)``: float32 ``(C, *spatial)`` with zeros in the absent
@@ -81,9 +99,9 @@ def read_present_channels(image_files: Sequence[str | None], reader_writer: Base
         keep for export) and the boolean presence vector.
 
     Raises:
-        ValueError: If every channel is absent, a file holds NaN or Inf voxels (unless allowed), or
-            the present files disagree in shape, spacing or orientation (the message names the
-            files and values).
+        ValueError: If every channel is absent, a file holds NaN or Inf voxels (unless allowed), the
+            present files disagree in shape, or in origin, spacing or direction (unless allowed); the
+            message names the case, the channels, the files and both values.
     """
     present = np.array([f is not None for f in image_files], dtype=bool)
     files = [f for f in image_files if f is not None]
@@ -93,28 +111,32 @@ def read_present_channels(image_files: Sequence[str | None], reader_writer: Base
                          f"channel files is needed.")
     arrays, props = [], []
     for f in files:
-        check_finite(f, label, allow_nonfinite)
+        check_finite(f, label, policy.allow_nonfinite)
         arr, p = reader_writer.read_images([f])
-        if allow_nonfinite:
+        if policy.allow_nonfinite:
             arr = np.nan_to_num(arr, nan=0.0, posinf=0.0, neginf=0.0)
         if arr.shape[0] != 1:
             raise ValueError(f"case {label}: {f} holds {arr.shape[0]} channels; give one file per channel "
                              f"(CASE_XXXX files).")
         arrays.append(arr)
         props.append(p)
+    indices = [i for i, f in enumerate(image_files) if f is not None]
+    names = [channel_names[i] if channel_names else f"_{i:04d}" for i in indices]
     ref_file, ref = files[0], props[0]
-    for f, arr, p in zip(files[1:], arrays[1:], props[1:]):
+    for f, name, arr, p in zip(files[1:], names[1:], arrays[1:], props[1:]):
         checks = (("shape", arrays[0].shape[1:], arr.shape[1:]), ("spacing", ref["spacing"], p["spacing"]),
-                  ("orientation", _orientation(ref), _orientation(p)))
+                  ("direction", _orientation(ref), _orientation(p)), ("origin", _origin(ref), _origin(p)))
         for what, a, b in checks:
-            if _differs(a, b):
-                a_text = tuple(np.round(np.asarray(a, float), 6).ravel().tolist())
-                b_text = tuple(np.round(np.asarray(b, float), 6).ravel().tolist())
-                raise ValueError(f"case {label}: channel files disagree in {what}: {ref_file} has {a_text}, "
-                                 f"{f} has {b_text}. Resample the channels of a case onto one grid first.")
-        if _differs(_origin(ref), _origin(p)):
-            print(f"WARNING: case {label}: {ref_file} and {f} have different origins ({_origin(ref)} vs "
-                  f"{_origin(p)}); check that the channels overlap.")
+            if not _differs(a, b):
+                continue
+            a_text, b_text = (tuple(int(v) for v in x) if what == "shape" else
+                              tuple(np.round(np.asarray(x, float), 6).ravel().tolist()) for x in (a, b))
+            text = (f"case {label}: channel {name} disagrees with channel {names[0]} in {what}: {ref_file} has "
+                    f"{a_text}, {f} has {b_text}.")
+            if what == "shape" or not policy.allow_geometry_mismatch:
+                advice = "" if what == "shape" else " or pass --allow_geometry_mismatch to predict on the first grid"
+                raise ValueError(f"{text} Resample the channels of a case onto one grid first{advice}.")
+            print(f"WARNING: {text} Predicting on {names[0]}'s grid (--allow_geometry_mismatch).")
     data = np.zeros((len(image_files), *arrays[0].shape[1:]), dtype=np.float32)
     data[present] = np.concatenate(arrays, axis=0)
     return data, ref, present

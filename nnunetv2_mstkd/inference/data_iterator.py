@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import torch
 
 from nnunetv2_mstkd.inference.case_files import CaseFiles
+from nnunetv2_mstkd.inference.channel_reader import ReadPolicy
 from nnunetv2_mstkd.inference.preprocessing import init_worker, preprocess_files, preprocess_in_worker
 
 
@@ -51,7 +52,7 @@ def _item(job: Job, data, properties: dict, pin_memory: bool) -> dict:
 def absent_channel_iterator(jobs: Sequence[Job], plans_manager, configuration_manager, dataset_json: dict,
                             num_processes: int, on_failure: Callable[[str, str], None],
                             on_start: Callable[[Job], None] = lambda job: None, pin_memory: bool = False,
-                            verbose: bool = False, allow_nonfinite: bool = False) -> Iterator[dict]:
+                            verbose: bool = False, policy: ReadPolicy = ReadPolicy()) -> Iterator[dict]:
     """Yield nnU-Net's prediction items for ``jobs`` in order, leaving out the cases that fail.
 
     Args:
@@ -64,7 +65,7 @@ def absent_channel_iterator(jobs: Sequence[Job], plans_manager, configuration_ma
         on_start: Called with each job just before its item is handed to the prediction loop.
         pin_memory: Pin the tensors (CUDA prediction), as nnU-Net's iterator does.
         verbose: nnU-Net's preprocessing output.
-        allow_nonfinite: Accept NaN/Inf voxels as 0 instead of failing the case.
+        policy: What the files may get away with (NaN/Inf voxels, geometry mismatches).
     """
     def fail(job: Job, error: BaseException) -> None:
         on_failure(job.case.case_id, case_message(job.case.case_id, error))
@@ -73,7 +74,7 @@ def absent_channel_iterator(jobs: Sequence[Job], plans_manager, configuration_ma
         for job in jobs:
             try:
                 case = preprocess_files(job.case.files, plans_manager, configuration_manager, dataset_json, verbose,
-                                        job.case.case_id, job.seg_from_prev_stage, allow_nonfinite)
+                                        job.case.case_id, job.seg_from_prev_stage, policy)
             except Exception as e:  # one bad case must not stop the others
                 fail(job, e)
                 continue
@@ -84,7 +85,7 @@ def absent_channel_iterator(jobs: Sequence[Job], plans_manager, configuration_ma
     workers = min(num_processes, len(jobs))
     # spawn, as nnU-Net does: forking a process that holds torch threads (or CUDA) is unsafe
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=init_worker,
-                               initargs=(plans_manager, configuration_manager, dataset_json, verbose, allow_nonfinite))
+                               initargs=(plans_manager, configuration_manager, dataset_json, verbose, policy))
     pending: deque[tuple[Job, Future]] = deque()
     upcoming = iter(jobs)
 

@@ -32,6 +32,7 @@ import torch
 from batchgenerators.utilities.file_and_folder_operations import load_json
 
 from nnunetv2_mstkd.atomic_io import remove_stale_partials, write_json
+from nnunetv2_mstkd.inference.case_files import unrecognised_files, unrecognised_message
 from nnunetv2_mstkd.inference.case_report import case_report, write_case_outputs, write_index
 from nnunetv2_mstkd.inference.expected_accuracy import Expectation, load_expectation
 from nnunetv2_mstkd.inference.model_folder import check_model_folder
@@ -63,7 +64,9 @@ def predict_missing(input_folder: str, output_folder: str, model_folder: str, fo
                     continue_prediction: bool = False, device: str | torch.device = "cuda",
                     num_processes_preprocessing: int = 3, num_processes_segmentation_export: int = 3,
                     prev_stage_predictions: str | None = None, num_parts: int = 1, part_id: int = 0,
-                    not_on_device: bool = False, allow_nonfinite: bool = False, expected: str | None = None,
+                    not_on_device: bool = False, allow_nonfinite: bool = False,
+                    allow_geometry_mismatch: bool = False, allow_unrecognised_files: bool = False,
+                    expected: str | None = None,
                     expected_min_dice: float = 50.0, overlays: bool = False, verbose: bool = False,
                     disable_progress_bar: bool = False, log=print) -> dict:
     """Predict every case of ``input_folder``, each with the channels it has.
@@ -88,6 +91,10 @@ def predict_missing(input_folder: str, output_folder: str, model_folder: str, fo
         part_id: ... and predict this one (0 to ``num_parts - 1``).
         not_on_device: Keep the sliding window's result in CPU memory (large cases on a small GPU).
         allow_nonfinite: Predict files with NaN/Inf voxels with them set to 0 instead of refusing them.
+        allow_geometry_mismatch: Predict a case whose channels disagree in origin, spacing or direction
+            (with a warning) instead of refusing it.
+        allow_unrecognised_files: Skip files of ``input_folder`` that look like images but are not channel
+            files ``CASE_XXXX<file_ending>`` of the model (with a warning) instead of refusing to start.
         expected: An ``mstkd_benchmark`` output folder (or its ``summary.json``) of the same model: each case
             gets ``CASE_report.json`` with the expected accuracy for its subset and what to acquire.
         expected_min_dice: Regions whose expected Dice (points) is below this are flagged.
@@ -101,7 +108,8 @@ def predict_missing(input_folder: str, output_folder: str, model_folder: str, fo
         for the cases of this part.
 
     Raises:
-        ValueError: Unknown channel in ``missing`` (the message lists the valid ones), a bad part, or a
+        ValueError: Unknown channel in ``missing`` (the message lists the valid ones), a bad part, a file in
+            ``input_folder`` that looks like an image but is not a channel file of the model, or a
             benchmark that is unreadable or made for another model, before any work.
         FileNotFoundError: Missing model files or input folder.
         RuntimeError: The device is not available.
@@ -111,15 +119,20 @@ def predict_missing(input_folder: str, output_folder: str, model_folder: str, fo
     device = resolve_device(device)
     folds = None if folds is None else [f if f == "all" else int(f) for f in folds]  # None: every trained fold
     check_model_folder(model_folder, folds, checkpoint_name)
-    channel_names = channel_names_of(load_json(os.path.join(model_folder, "dataset.json")))
+    dataset_json = load_json(os.path.join(model_folder, "dataset.json"))
+    channel_names = channel_names_of(dataset_json)
     missing_names = [channel_names[i] for i in resolve_channels(missing, channel_names)]  # fails before any work
     if not os.path.isdir(input_folder):
         raise FileNotFoundError(f"Input folder {input_folder} does not exist.")
+    strays = unrecognised_files(input_folder, dataset_json["file_ending"])
+    if strays and not allow_unrecognised_files:
+        raise ValueError(unrecognised_message(input_folder, strays, dataset_json["file_ending"], channel_names))
     expectation = None if expected is None else matching_expectation(expected, model_folder)
     predictor = MissingModalityPredictor(
         tile_step_size=step_size, use_mirroring=not disable_tta, perform_everything_on_device=not not_on_device,
         device=device, verbose=verbose, verbose_preprocessing=verbose, allow_tqdm=not disable_progress_bar,
-        missing=missing_names, allow_nonfinite=allow_nonfinite, log=log)
+        missing=missing_names, allow_nonfinite=allow_nonfinite, allow_geometry_mismatch=allow_geometry_mismatch,
+        allow_unrecognised_files=allow_unrecognised_files, log=log)
     predictor.initialize_from_trained_model_folder(model_folder, folds, checkpoint_name)
     os.makedirs(output_folder, exist_ok=True)
     remove_stale_partials(output_folder)
@@ -135,8 +148,9 @@ def predict_missing(input_folder: str, output_folder: str, model_folder: str, fo
         record = predictor.record
         absent = {c: [channel_names[i] for i in case.absent] for c, case in record.cases.items()}
         name = MISSING_JSON if num_parts == 1 else f"missing_modalities_part{part_id}.json"
+        reasons = {c: case.absent_reasons(channel_names) for c, case in record.cases.items()}
         write_json({"channel_names": channel_names, "missing": missing_names, "cases": absent,
-                    "failed": record.failed}, os.path.join(output_folder, name))
+                    "reasons": reasons, "failed": record.failed}, os.path.join(output_folder, name))
     predicted = [c for c in record.predicted if c not in record.failed]
     if expectation is not None or overlays:
         report_cases(predictor, [record.cases[c] for c in predicted], output_folder, expectation, expected_min_dice,
@@ -229,6 +243,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow_nonfinite", action="store_true",
                    help="predict files holding NaN/Inf voxels with those voxels set to 0 (a warning per case) "
                         "instead of refusing the case")
+    p.add_argument("--allow_geometry_mismatch", action="store_true",
+                   help="predict a case whose channel files disagree in origin, spacing or direction (a warning; "
+                        "the first present file's grid is used) instead of refusing the case")
+    p.add_argument("--allow_unrecognised_files", action="store_true",
+                   help="skip files of -i that look like images but are not CASE_XXXX<file_ending> channel files "
+                        "of the model (a warning each) instead of refusing to start")
     p.add_argument("--missing", nargs="+", default=[], metavar="NAME",
                    help="channels to treat as absent in every case: dataset.json names (any case), aliases (T1Gd, "
                         "T1c, T2f, Flair, T1n, T2w) or indices")
@@ -271,7 +291,9 @@ def main(argv: list[str] | None = None) -> None:
                                  num_processes_preprocessing=args.npp, num_processes_segmentation_export=args.nps,
                                  prev_stage_predictions=args.prev_stage_predictions, num_parts=args.num_parts,
                                  part_id=args.part_id, not_on_device=args.not_on_device,
-                                 allow_nonfinite=args.allow_nonfinite, expected=args.expected,
+                                 allow_nonfinite=args.allow_nonfinite,
+                                 allow_geometry_mismatch=args.allow_geometry_mismatch,
+                                 allow_unrecognised_files=args.allow_unrecognised_files, expected=args.expected,
                                  expected_min_dice=args.expected_min_dice, overlays=args.overlays, verbose=args.verbose,
                                  disable_progress_bar=args.disable_progress_bar)
     except (ValueError, FileNotFoundError, RuntimeError) as e:

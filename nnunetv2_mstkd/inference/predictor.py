@@ -40,7 +40,14 @@ from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
 from nnunetv2_mstkd.atomic_io import partial_path
 from nnunetv2_mstkd.env import ensure_ext_trainer
 from nnunetv2_mstkd.inference.atomic_export import AtomicExportPlansManager
-from nnunetv2_mstkd.inference.case_files import CaseFiles, case_from_files, find_cases, unrecognised_files
+from nnunetv2_mstkd.inference.case_files import (
+    CaseFiles,
+    case_from_files,
+    find_cases,
+    unrecognised_files,
+    unrecognised_message,
+)
+from nnunetv2_mstkd.inference.channel_reader import ReadPolicy
 from nnunetv2_mstkd.inference.data_iterator import Job, absent_channel_iterator
 from nnunetv2_mstkd.inference.model_folder import check_model_folder
 from nnunetv2_mstkd.inference.preprocessing import PreprocessedCase, channel_names_of, preprocess_files
@@ -72,6 +79,10 @@ class MissingModalityPredictor(nnUNetPredictor):
             as T1Gd/Flair, or indices); their files are not read.
         allow_nonfinite: Predict files holding NaN/Inf voxels with those voxels 0 (a warning per
             case) instead of refusing the case.
+        allow_geometry_mismatch: Predict a case whose channels disagree in origin, spacing or direction
+            (a warning) instead of refusing it.
+        allow_unrecognised_files: Skip files of the input folder that look like images but are not
+            ``CASE_XXXX<file_ending>`` channels of the model (a warning each) instead of refusing to start.
         pair_cpu_batches: On CPU, run each sliding-window tile as a batch of two
             (:mod:`~nnunetv2_mstkd.network.cpu_batching`): faster for small patches, equal to
             nnU-Net's logits up to float rounding. Off by default (bit-for-bit equality).
@@ -85,13 +96,15 @@ class MissingModalityPredictor(nnUNetPredictor):
     def __init__(self, tile_step_size: float = 0.5, use_gaussian: bool = True, use_mirroring: bool = True,
                  perform_everything_on_device: bool = True, device: torch.device = torch.device("cuda"),
                  verbose: bool = False, verbose_preprocessing: bool = False, allow_tqdm: bool = True, *,
-                 missing: Sequence[str | int] = (), allow_nonfinite: bool = False, pair_cpu_batches: bool = False,
-                 log=print):
+                 missing: Sequence[str | int] = (), allow_nonfinite: bool = False,
+                 allow_geometry_mismatch: bool = False, allow_unrecognised_files: bool = False,
+                 pair_cpu_batches: bool = False, log=print):
         device = torch.device(device) if isinstance(device, str) else device
         super().__init__(tile_step_size, use_gaussian, use_mirroring, perform_everything_on_device, device, verbose,
                          verbose_preprocessing, allow_tqdm)
-        self.missing, self.allow_nonfinite, self.pair_cpu_batches, self.log = missing, allow_nonfinite, \
-            pair_cpu_batches, log
+        self.missing, self.pair_cpu_batches, self.log = missing, pair_cpu_batches, log
+        self.read_policy = ReadPolicy(allow_nonfinite, allow_geometry_mismatch)
+        self.allow_unrecognised_files = allow_unrecognised_files
         self.channel_names: list[str] = []
         self.missing_indices: list[int] = []
         self.record = PredictionRecord()
@@ -135,8 +148,13 @@ class MissingModalityPredictor(nnUNetPredictor):
                                        save_probabilities=False):
         ending = self.dataset_json["file_ending"]
         if isinstance(list_of_lists_or_source_folder, str):
-            for name in unrecognised_files(list_of_lists_or_source_folder, ending):
-                self.log(f"WARNING: {name} is not named CASE_XXXX{ending} (XXXX: channel index); skipped")
+            strays = unrecognised_files(list_of_lists_or_source_folder, ending)
+            if strays and not self.allow_unrecognised_files:
+                raise ValueError(unrecognised_message(list_of_lists_or_source_folder, strays, ending,
+                                                      self.channel_names))
+            for name in strays:
+                self.log(f"WARNING: {name} is not a channel file CASE_XXXX{ending} of this model; skipped "
+                         f"(--allow_unrecognised_files)")
             cases = find_cases(list_of_lists_or_source_folder, self.channel_names, ending, self.missing_indices)
             list_of_lists_or_source_folder = [c.on_disk for c in cases]
         mine = list_of_lists_or_source_folder[part_id::num_parts]
@@ -169,7 +187,7 @@ class MissingModalityPredictor(nnUNetPredictor):
 
         return absent_channel_iterator(jobs, self.plans_manager, self.configuration_manager, self.dataset_json,
                                        num_processes, self._fail, on_start, pin_memory=self.device.type == "cuda",
-                                       verbose=self.verbose_preprocessing, allow_nonfinite=self.allow_nonfinite)
+                                       verbose=self.verbose_preprocessing, policy=self.read_policy)
 
     def _fail(self, case_id: str, message: str) -> None:
         self.record.failed[case_id] = message
@@ -179,7 +197,7 @@ class MissingModalityPredictor(nnUNetPredictor):
     def preprocess(self, image_files: list[str | None], case_id: str | None = None) -> PreprocessedCase:
         """Read the present files (None: absent), run nnU-Net's preprocessing, zero the absent channels."""
         return preprocess_files(image_files, self.plans_manager, self.configuration_manager, self.dataset_json,
-                                self.verbose_preprocessing, case_id, allow_nonfinite=self.allow_nonfinite)
+                                self.verbose_preprocessing, case_id, policy=self.read_policy)
 
     def presence(self, case: PreprocessedCase, present=None) -> np.ndarray:
         """The channels a prediction uses: ``case.present`` AND ``present`` (bools, or channel names/indices)."""

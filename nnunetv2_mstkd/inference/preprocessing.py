@@ -30,7 +30,7 @@ import torch
 from nnunetv2.utilities.label_handling.label_handling import convert_labelmap_to_one_hot
 from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager, PlansManager
 
-from nnunetv2_mstkd.inference.channel_reader import read_present_channels
+from nnunetv2_mstkd.inference.channel_reader import ReadPolicy, read_present_channels
 from nnunetv2_mstkd.modalities import zero_absent_channels
 
 
@@ -62,7 +62,7 @@ def channel_names_of(dataset_json: dict) -> list[str]:
 def preprocess_files(image_files: Sequence[str | None], plans_manager: PlansManager,
                      configuration_manager: ConfigurationManager, dataset_json: dict, verbose: bool = False,
                      case_id: str | None = None, seg_from_prev_stage: str | None = None,
-                     allow_nonfinite: bool = False) -> PreprocessedCase:
+                     policy: ReadPolicy = ReadPolicy()) -> PreprocessedCase:
     """Read and preprocess one case as nnU-Net does, then zero its absent channels.
 
     Args:
@@ -74,7 +74,7 @@ def preprocess_files(image_files: Sequence[str | None], plans_manager: PlansMana
         case_id: Used in messages.
         seg_from_prev_stage: A cascade's previous-stage segmentation of this case: preprocessed
             with the images and appended as one-hot channels, as nnU-Net's data iterator does.
-        allow_nonfinite: Accept NaN/Inf voxels as 0 (see :func:`read_present_channels`).
+        policy: What the files may get away with (see :func:`read_present_channels`).
 
     Raises:
         ValueError: Wrong number of files, every channel absent, NaN/Inf voxels, or channel files
@@ -85,7 +85,8 @@ def preprocess_files(image_files: Sequence[str | None], plans_manager: PlansMana
         raise ValueError(f"case {case_id}: got {len(image_files)} channel files but the model has {n} channels "
                          f"({channel_names_of(dataset_json)}); pass None for an absent channel.")
     reader = plans_manager.image_reader_writer_class()
-    data, properties, present = read_present_channels(image_files, reader, case_id, allow_nonfinite)
+    data, properties, present = read_present_channels(image_files, reader, case_id, policy,
+                                                      channel_names_of(dataset_json))
     seg = reader.read_seg(seg_from_prev_stage)[0] if seg_from_prev_stage is not None else None
     preprocessor = configuration_manager.preprocessor_class(verbose=verbose)
     data, seg, properties = preprocessor.run_case_npy(data, seg, properties, plans_manager, configuration_manager,
@@ -103,17 +104,17 @@ _WORKER_STATE: tuple = ()
 
 
 def init_worker(plans_manager: PlansManager, configuration_manager: ConfigurationManager, dataset_json: dict,
-                verbose: bool, allow_nonfinite: bool = False) -> None:
+                verbose: bool, policy: ReadPolicy = ReadPolicy()) -> None:
     """Initialiser of a preprocessing worker process: keep the model's plans for :func:`preprocess_in_worker`."""
     global _WORKER_STATE
-    _WORKER_STATE = (plans_manager, configuration_manager, dataset_json, verbose, allow_nonfinite)
+    _WORKER_STATE = (plans_manager, configuration_manager, dataset_json, verbose, policy)
 
 
 def preprocess_in_worker(files: list[str | None], case_id: str,
                          seg_from_prev_stage: str | None = None) -> tuple[np.ndarray, dict, np.ndarray]:
     """:func:`preprocess_files` in a worker process; returns ``(data, properties, present)``."""
-    plans_manager, configuration_manager, dataset_json, verbose, allow_nonfinite = _WORKER_STATE
+    plans_manager, configuration_manager, dataset_json, verbose, policy = _WORKER_STATE
     case = preprocess_files(files, plans_manager, configuration_manager, dataset_json, verbose, case_id,
-                            seg_from_prev_stage, allow_nonfinite)
+                            seg_from_prev_stage, policy)
     # numpy, not a tensor, crosses the process boundary: no shared-memory file descriptors per case.
     return case.data.numpy(), case.properties, case.present

@@ -1,6 +1,7 @@
 """MST-KDNet losses (METHOD §4): each a pure function beside a thin ``nn.Module``.
 
-* MS-TKD: :func:`attention_distillation_loss`, :func:`feature_distillation_loss`.
+* MS-TKD: :func:`attention_distillation_loss` (of the maps; :func:`attention_distillation_loss_qk` forms
+  them from queries and keys, which is what training uses), :func:`feature_distillation_loss`.
 * DMLD: :func:`probability_consistency_loss` with :func:`consistency_ramp`, and
   :func:`logit_standardized_kd_loss`.
 * GSME: :func:`gram_loss`, :func:`discriminator_loss`, :func:`generator_loss`.
@@ -9,6 +10,7 @@ All compute in float32 and detach the teacher's tensors.
 """
 from nnunetv2_mstkd.losses.adversarial import DiscriminatorLoss, GeneratorLoss, discriminator_loss, generator_loss
 from nnunetv2_mstkd.losses.attention_kd import AttentionDistillationLoss, attention_distillation_loss
+from nnunetv2_mstkd.losses.attention_kd_qk import attention_distillation_loss_qk
 from nnunetv2_mstkd.losses.feature_kd import FeatureDistillationLoss, feature_distillation_loss, standardize_per_channel
 from nnunetv2_mstkd.losses.gram import GramStyleLoss, correlation_matrix, gram_loss, gram_matrix
 from nnunetv2_mstkd.losses.logit_standardized_kd import LogitStandardizedKDLoss, logit_standardized_kd_loss, zscore
@@ -28,6 +30,7 @@ __all__ = [
     "LogitStandardizedKDLoss",
     "ProbabilityConsistencyLoss",
     "attention_distillation_loss",
+    "attention_distillation_loss_qk",
     "consistency_ramp",
     "correlation_matrix",
     "discriminator_loss",

@@ -40,6 +40,43 @@ def chunk_entries(num_layers: int, numel: int, itemsize: int, device_type: str,
     return max(1, min(numel, max(CPU_CHUNK, budget // per_entry)))
 
 
+def enhanced_terms(a: torch.Tensor, b: torch.Tensor, want_grad: bool
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """The enhanced-map terms of one chunk of entries, stacked over layers: ``a`` student, ``b`` teacher ``(L, ...)``.
+
+    Returns:
+        ``(Σ squared error, ½ Σ (‖A ⊙ E‖² + ‖B ⊙ F‖²), ∂ error / ∂a / 2 or None)`` as in
+        :class:`_EnhancedSquaredError`'s formulas.
+    """
+    num_layers = a.shape[0]
+    # each network's maps are enhanced by its own envelopes (max, min, mean over layers)
+    e = (a.amax(0), a.amin(0), a.mean(0))
+    f = (b.amax(0), b.amin(0), b.mean(0))
+    s_aa, s_ab, s_bb = (a * a).sum(0), (a * b).sum(0), (b * b).sum(0)
+    p, q, r = e[0] * e[0], e[0] * f[0], f[0] * f[0]
+    for k in (1, 2):
+        p.addcmul_(e[k], e[k])
+        q.addcmul_(e[k], f[k])
+        r.addcmul_(f[k], f[k])
+    # Σ_k Σ_l ‖a_l e_k − b_l f_k‖² = P S_aa − 2 Q S_ab + R S_bb: no (3, L, C) temporaries.
+    # Equal maps give x − 2x + x, exactly 0; the clamp stops rounding from going below 0.
+    own_a, own_b = p * s_aa, r * s_bb
+    partial = (own_a + own_b).sub_(q * s_ab, alpha=2).clamp_min_(0).sum()
+    scale = 0.5 * (own_a.sum() + own_b.sum())
+    if not want_grad:
+        return partial, scale, None
+    chunk = a * p
+    chunk.addcmul_(b, q, value=-1)
+    chunk += torch.addcmul(e[2] * s_aa, f[2], s_ab, value=-1).div_(num_layers)
+    for k in (0, 1):
+        g = torch.addcmul(e[k] * s_aa, f[k], s_ab, value=-1)
+        # like torch.amax/amin, tied layers share the gradient
+        # a float `out` makes eq write 1.0/0.0 directly, several times faster than bool then cast
+        hit = torch.eq(a, e[k], out=torch.empty_like(a))
+        chunk.addcmul_(hit, g.div_(hit.sum(0)))
+    return partial, scale, chunk
+
+
 class _EnhancedSquaredError(torch.autograd.Function):
     """``Σ_k Σ_l ‖A_l ⊙ E_k(A) − B_l ⊙ E_k(B)‖²`` of one stage (student A, teacher B), gradient included.
 
@@ -72,30 +109,10 @@ class _EnhancedSquaredError(torch.autograd.Function):
         for c0 in range(0, student[0].numel(), step):
             a = torch.stack([x[c0:c0 + step] for x in student])
             b = torch.stack([x[c0:c0 + step] for x in teacher])
-            # each network's maps are enhanced by its own envelopes (max, min, mean over layers)
-            e = (a.amax(0), a.amin(0), a.mean(0))
-            f = (b.amax(0), b.amin(0), b.mean(0))
-            s_aa, s_ab, s_bb = (a * a).sum(0), (a * b).sum(0), (b * b).sum(0)
-            p, q, r = e[0] * e[0], e[0] * f[0], f[0] * f[0]
-            for k in (1, 2):
-                p.addcmul_(e[k], e[k])
-                q.addcmul_(e[k], f[k])
-                r.addcmul_(f[k], f[k])
-            # Σ_k Σ_l ‖a_l e_k − b_l f_k‖² = P S_aa − 2 Q S_ab + R S_bb: no (3, L, C) temporaries.
-            # Equal maps give x − 2x + x, exactly 0; the clamp stops rounding from going below 0.
-            own_a, own_b = p * s_aa, r * s_bb
-            partial.append((own_a + own_b).sub_(q * s_ab, alpha=2).clamp_min_(0).sum())
-            scale.append(0.5 * (own_a.sum() + own_b.sum()))
+            part, sc, chunk = enhanced_terms(a, b, want_grad)
+            partial.append(part)
+            scale.append(sc)
             if want_grad:
-                chunk = a * p
-                chunk.addcmul_(b, q, value=-1)
-                chunk += torch.addcmul(e[2] * s_aa, f[2], s_ab, value=-1).div_(num_layers)
-                for k in (0, 1):
-                    g = torch.addcmul(e[k] * s_aa, f[k], s_ab, value=-1)
-                    # like torch.amax/amin, tied layers share the gradient
-                    # a float `out` makes eq write 1.0/0.0 directly, several times faster than bool then cast
-                    hit = torch.eq(a, e[k], out=torch.empty_like(a))
-                    chunk.addcmul_(hit, g.div_(hit.sum(0)))
                 grad[:, c0:c0 + step] = chunk
         ctx.num_layers = num_layers
         ctx.shape = maps[0].shape

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nnunetv2_mstkd.losses._checks import check_pair_of_sequences, check_same_shape
+from nnunetv2_mstkd.losses.standardized_mse import standardized_mse
 
 
 def standardize_per_channel(f: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
@@ -41,8 +42,9 @@ def feature_distillation_loss(student_feats: Sequence[torch.Tensor], teacher_fea
         L_feat = (1 / S) · Σ_i MSE(f̂(F^S_i), f̂(F^T_i))
 
     Because both maps are standardised, each scale's term is at most 4 (about
-    ``2 − 2·correlation``, averaged over samples and channels). Computed in float32; the
-    teacher's features are detached.
+    ``2 − 2·correlation``, averaged over samples and channels). Computed in float32 by
+    :func:`~nnunetv2_mstkd.losses.standardized_mse.standardized_mse`, which keeps no float32 copy
+    of the maps for the backward pass; the teacher's features are detached.
 
     Reference: Zhu et al., MICCAI 2025 (arXiv 2507.22626), multi-scale
     transformer knowledge distillation; the per-channel normalisation is ours.
@@ -63,8 +65,7 @@ def feature_distillation_loss(student_feats: Sequence[torch.Tensor], teacher_fea
     losses = []
     for i, (f_s, f_t) in enumerate(zip(student_feats, teacher_feats)):
         check_same_shape(f_s, f_t, f"feature map {i} (B, C, *spatial)", min_ndim=3)
-        diff = standardize_per_channel(f_s, eps) - standardize_per_channel(f_t.detach(), eps)
-        losses.append(diff.square().mean())
+        losses.append(standardized_mse(f_s, f_t, eps))
     return torch.stack(losses).mean()
 
 

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from nnunetv2_mstkd.losses._checks import check_pair_of_sequences, check_same_shape, check_tensor
+from nnunetv2_mstkd.losses.correlation_distance import correlation_distance
 from nnunetv2_mstkd.losses.feature_kd import standardize_per_channel
 
 
@@ -81,11 +82,13 @@ def gram_loss(student_feats: Sequence[torch.Tensor], teacher_feats: Sequence[tor
         ValueError: If the numbers of levels differ or a pair's shapes differ.
     """
     check_pair_of_sequences(student_feats, teacher_feats, "feature levels")
-    matrix = correlation_matrix if standardize else gram_matrix
     total = []
     for i, (f_s, f_t) in enumerate(zip(student_feats, teacher_feats)):
         check_same_shape(f_s, f_t, f"feature level {i} (B, C, *spatial)", min_ndim=3)
-        total.append((matrix(f_s) - matrix(f_t.detach())).square().mean())
+        if standardize:  # the same value as with correlation_matrix, without float32 copies kept for backward
+            total.append(correlation_distance(f_s, f_t))
+        else:
+            total.append((gram_matrix(f_s) - gram_matrix(f_t.detach())).square().mean())
     return torch.stack(total).sum()
 
 

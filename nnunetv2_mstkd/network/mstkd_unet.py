@@ -93,6 +93,16 @@ class MSTKDUNet(nn.Module):
         self.transformers = nn.ModuleList(
             TransformerBlock(channels[i], dim, num_layers, _num_heads(channels[i], head_dim), mlp_ratio, stride)
             for i, stride in zip(self.transformer_stage_indices, token_strides))
+        # Registered once: forward_with_aux reads the decoder's per-stage outputs without
+        # re-implementing its forward, and without adding hooks per call (which would break a
+        # compiled graph). They record only while forward_with_aux runs.
+        self._decoder_record: list | None = None
+        for stage in self.decoder.stages:
+            stage.register_forward_hook(self._record_decoder_stage)
+
+    def _record_decoder_stage(self, _module, _inputs, output) -> None:
+        if self._decoder_record is not None:
+            self._decoder_record.append(output)
 
     @property
     def token_strides(self) -> list[tuple[int, ...]]:
@@ -104,8 +114,8 @@ class MSTKDUNet(nn.Module):
     #: gradients) while the trainer still receives attentions and features; ``forward``'s return
     #: value never changes.
     aux_sink: list | None = None
-    #: False: :meth:`forward_with_aux` returns no attention maps (``aux["attentions"]`` is empty) and the
-    #: blocks keep the fused attention kernel. Set by trainers whose losses do not read the maps.
+    #: False: :meth:`forward_with_aux` returns no queries and keys (``aux["attention_qk"]`` is empty), so
+    #: nothing keeps them alive. Set by trainers whose losses do not read the attention.
     aux_attentions: bool = True
 
     def forward(self, x: torch.Tensor):
@@ -114,6 +124,7 @@ class MSTKDUNet(nn.Module):
             out, aux = self.forward_with_aux(x)
             self.aux_sink.append(aux)
             return out
+        self._decoder_record = None  # a forward_with_aux interrupted by an error left it set
         skips = list(self.encoder(x))
         for i, block in zip(self.transformer_stage_indices, self.transformers):
             skips[i] = block(skips[i])
@@ -125,9 +136,10 @@ class MSTKDUNet(nn.Module):
         Returns:
             ``(out, aux)``: ``out`` exactly as :meth:`forward`; ``aux`` a dict with
 
-            * ``"attentions"``: per transformer stage (shallower first, bottleneck last) the list over
-              layers of float32 attention probabilities ``(B, heads, N, N)``; empty when
-              :attr:`aux_attentions` is False;
+            * ``"attention_qk"``: per transformer stage (shallower first, bottleneck last) the list over
+              layers of ``(q, k)``, the queries and keys ``(B, heads, N, d)`` whose
+              ``attention_probabilities`` are the layer's maps (the blocks keep the fused kernel;
+              the attention term forms the maps itself); empty when :attr:`aux_attentions` is False;
             * ``"transformer_outputs"``: per transformer stage its output feature map ``(B, C, *spatial)``;
             * ``"bottleneck_input"``: the bottleneck's encoder feature map before its transformer block;
             * ``"encoder_features"``: every encoder stage's output before any transformer block, highest
@@ -136,24 +148,19 @@ class MSTKDUNet(nn.Module):
               the deep-supervision outputs; ``[-1]`` is the first, lowest-resolution decoder stage).
         """
         skips = list(self.encoder(x))
-        aux = {"attentions": [], "transformer_outputs": [], "bottleneck_input": skips[-1],
+        aux = {"attention_qk": [], "transformer_outputs": [], "bottleneck_input": skips[-1],
                "encoder_features": list(skips), "decoder_features": []}
         for i, block in zip(self.transformer_stage_indices, self.transformers):
             if self.aux_attentions:
-                skips[i], attentions = block(skips[i], return_attention=True)
-                aux["attentions"].append(attentions)
+                skips[i], qk = block(skips[i], return_qk=True)
+                aux["attention_qk"].append(qk)
             else:
                 skips[i] = block(skips[i])
             aux["transformer_outputs"].append(skips[i])
-        # Hooks read the decoder's per-stage outputs without re-implementing its forward.
         features = []
-        handles = [stage.register_forward_hook(lambda _m, _i, output: features.append(output))
-                   for stage in self.decoder.stages]
-        try:
-            out = self.decoder(skips)
-        finally:
-            for handle in handles:
-                handle.remove()
+        self._decoder_record = features
+        out = self.decoder(skips)
+        self._decoder_record = None
         aux["decoder_features"] = features[::-1]
         return out, aux
 

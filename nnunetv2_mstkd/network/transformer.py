@@ -71,13 +71,15 @@ class TransformerLayer(nn.Module):
         hidden = int(round(width * mlp_ratio))
         self.mlp = nn.Sequential(nn.Linear(width, hidden), nn.GELU(), nn.Linear(hidden, width))
 
-    def forward(self, t: torch.Tensor, return_attention: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(self, t: torch.Tensor, return_attention: bool = False, return_qk: bool = False):
         """Apply the layer to tokens ``t`` of shape ``(B, N, C)``.
 
         Returns:
             ``(tokens, attention)``; ``attention`` is the float32 ``(B, heads, N, N)``
-            probability tensor when ``return_attention`` is set, else None (then the
-            fused ``scaled_dot_product_attention`` kernel is used).
+            probability tensor when ``return_attention`` is set; else the pair ``(q, k)`` of
+            ``(B, heads, N, C / heads)`` queries and keys when ``return_qk`` is set (the maps are
+            ``attention_probabilities(q, k)``), else None. Without ``return_attention`` the fused
+            ``scaled_dot_product_attention`` kernel is used.
         """
         b, n, c = t.shape
         qkv = self.qkv(self.norm1(t)).reshape(b, n, 3, self.num_heads, c // self.num_heads)
@@ -89,6 +91,8 @@ class TransformerLayer(nn.Module):
                 o = torch.matmul(attention, v.float()).to(v.dtype)
         else:
             o = F.scaled_dot_product_attention(q, k, v)
+            if return_qk:
+                attention = (q, k)
         t = t + self.attn_proj(o.transpose(1, 2).reshape(b, n, c))
         t = t + self.mlp(self.norm2(t))
         return t, attention
@@ -144,17 +148,20 @@ class TransformerBlock(nn.Module):
     def extra_repr(self) -> str:
         return f"channels={self.channels}, heads={self.num_heads}, layers={len(self.layers)}, stride={self.stride}"
 
-    def forward(self, x: torch.Tensor, return_attention: bool = False):
+    def forward(self, x: torch.Tensor, return_attention: bool = False, return_qk: bool = False):
         """Apply the block to ``x`` of shape ``(B, C, *spatial)``.
 
         Args:
             x: Feature map with ``channels`` channels and ``dim`` spatial axes.
             return_attention: Also return every layer's attention probabilities,
                 computed with an explicit float32 softmax instead of the fused kernel.
+            return_qk: Also return every layer's queries and keys (the fused kernel is kept);
+                what the distillation term needs to form the maps itself.
 
         Returns:
-            ``y`` with the shape of ``x``, or ``(y, [A_1, ..., A_L])`` with each ``A_l``
-            a float32 ``(B, heads, N, N)`` tensor, ``N`` the number of tokens.
+            ``y`` with the shape of ``x``; or ``(y, [A_1, ..., A_L])`` with each ``A_l``
+            a float32 ``(B, heads, N, N)`` tensor, ``N`` the number of tokens; or, with
+            ``return_qk``, ``(y, [(q_1, k_1), ..., (q_L, k_L)])``.
         """
         if x.ndim != self.dim + 2 or x.shape[1] != self.channels:
             raise ValueError(f"TransformerBlock expects (B, {self.channels}, {self.dim} spatial axes), "
@@ -171,14 +178,14 @@ class TransformerBlock(nn.Module):
         t = t.flatten(2).transpose(1, 2)
         attentions = []
         for layer in self.layers:
-            t, attention = layer(t, return_attention)
+            t, attention = layer(t, return_attention, return_qk)
             attentions.append(attention)
         t = self.norm(t).transpose(1, 2).reshape(x.shape[0], self.channels, *grid)
         y = self.proj(t)
         if any(pad):
             y = y[(slice(None), slice(None), *(slice(0, n) for n in spatial))]
         y = x + y
-        return (y, attentions) if return_attention else y
+        return (y, attentions) if return_attention or return_qk else y
 
 
 def _init_linear(module: nn.Module) -> None:

@@ -25,7 +25,7 @@ def make_discriminator_optimizer(discriminator: nn.Module, lr: float = 1e-4,
 
 def discriminator_step(discriminator: nn.Module, optimizer: torch.optim.Optimizer, teacher_feat: torch.Tensor,
                        student_feat: torch.Tensor, grad_scaler: torch.amp.GradScaler | None = None,
-                       sync_gradients: bool = False) -> float:
+                       sync_gradients: bool = False) -> torch.Tensor:
     """One discriminator update on teacher (real) versus student (fake) features.
 
     Zeroes ``D``'s gradients (also those left by the student's generator loss),
@@ -44,7 +44,8 @@ def discriminator_step(discriminator: nn.Module, optimizer: torch.optim.Optimize
             before stepping (multi-GPU training, where every rank holds its own ``D``).
 
     Returns:
-        The discriminator loss before the update, as a Python float.
+        The discriminator loss before the update: a detached float32 scalar tensor on the features'
+        device (not a Python float, so that the training step does not wait for the device here).
 
     Raises:
         ValueError: If the feature shapes differ or do not fit the discriminator.
@@ -70,7 +71,7 @@ def discriminator_step(discriminator: nn.Module, optimizer: torch.optim.Optimize
             _all_reduce_mean(discriminator)
         grad_scaler.step(optimizer)
         grad_scaler.update()
-    return loss.item()
+    return loss.detach()
 
 
 def _all_reduce_mean(module: nn.Module) -> None:

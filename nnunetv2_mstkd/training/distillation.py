@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from nnunetv2_mstkd.losses import (
-    attention_distillation_loss,
+    attention_distillation_loss_qk,
     consistency_ramp,
     feature_distillation_loss,
     generator_loss,
@@ -96,7 +96,7 @@ def distillation_terms(student_out, student_aux: dict, teacher_out, teacher_aux:
     zero = torch.zeros((), device=dev)
     t: dict[str, torch.Tensor] = {}
     if weights.att:
-        t["att"] = attention_distillation_loss(student_aux["attentions"], teacher_aux["attentions"])
+        t["att"] = attention_distillation_loss_qk(student_aux["attention_qk"], teacher_aux["attention_qk"])
     if weights.feat:
         s_feats = list(student_aux["decoder_features"]) + list(student_aux["transformer_outputs"])
         t_feats = list(teacher_aux["decoder_features"]) + list(teacher_aux["transformer_outputs"])

@@ -3,6 +3,11 @@
 Applied in ``train_step``, i.e. after nnU-Net's normalisation and augmentation,
 through :func:`nnunetv2_mstkd.modalities.zero_absent_channels`, the same code that
 inference uses for a missing sequence (METHOD §2).
+
+Only image channels are dropped. In a cascade's full-resolution stage nnU-Net appends the
+previous stage's segmentation as one-hot channels after the images; those are never absent at
+inference (the previous stage always predicts them), so they are never dropped, and a subset
+such as "masks only" is never drawn.
 """
 from __future__ import annotations
 
@@ -62,8 +67,8 @@ def drop_modalities(data: torch.Tensor, subsets: Sequence[Sequence[int]] | None 
     Returns:
         ``(masked data, presence mask (B, C) on data's device)``.
     """
-    present = sample_presence(data.shape[0], data.shape[1], subsets, weights, generator).to(data.device)
-    return zero_absent_channels(data, present), present
+    present = sample_presence(data.shape[0], data.shape[1], subsets, weights, generator)
+    return zero_absent_channels(data, present), present.to(data.device)
 
 
 class ModalityDropoutMixin:
@@ -77,9 +82,24 @@ class ModalityDropoutMixin:
     modality_subsets: tuple[tuple[int, ...], ...] | None = None
     modality_subset_weights: tuple[float, ...] | None = None
 
+    def num_image_channels(self) -> int:
+        """The dataset's image channels (``dataset.json``); a cascade's previous-stage channels come after them."""
+        names = self.dataset_json.get("channel_names", self.dataset_json.get("modality"))
+        if not names:
+            raise ValueError("dataset.json has no 'channel_names': modality dropout needs to know the image channels.")
+        return len(names)
+
     def drop_modalities(self, data: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Apply this trainer's modality dropout to a batch."""
-        return drop_modalities(data, self.modality_subsets, self.modality_subset_weights)
+        """Apply this trainer's modality dropout to the image channels of a batch; any others pass through.
+
+        Returns:
+            ``(batch, presence mask (B, image channels))``.
+        """
+        n = self.num_image_channels()
+        if data.shape[1] == n:
+            return drop_modalities(data, self.modality_subsets, self.modality_subset_weights)
+        images, present = drop_modalities(data[:, :n], self.modality_subsets, self.modality_subset_weights)
+        return torch.cat([images, data[:, n:]], dim=1), present
 
     def train_step(self, batch: dict) -> dict:
         batch = dict(batch)

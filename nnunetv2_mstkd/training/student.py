@@ -6,6 +6,7 @@ the loss weights, whether a teacher is used, and the teacher trainer's name.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import asdict
 
 import numpy as np
@@ -31,6 +32,19 @@ from nnunetv2_mstkd.training.teacher import (
     load_frozen_teacher,
 )
 from nnunetv2_mstkd.training.term_logging import fraction_summary, log_epoch_terms, plot_loss_terms
+
+#: Distillation terms a student step logs (as ``loss_<name>``), weighted families first.
+LOGGED_TERMS = ("mstkd", "dmld", "gsme", "att", "feat", "prob", "lskd", "gram", "adv")
+
+
+def host_scalars(values: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+    """Scalar tensors as float32 numpy scalars, copied to the host together.
+
+    One device-to-host copy per step instead of one per term, and float32 whatever the tensors'
+    dtype (a bfloat16 term from CPU autocast has no numpy dtype).
+    """
+    stacked = torch.stack([v.detach().float().reshape(()) for v in values.values()]).cpu().numpy()
+    return {k: stacked[i] for i, k in enumerate(values)}
 
 
 def unwrap(network: nn.Module) -> nn.Module:
@@ -101,16 +115,11 @@ class MSTKDStudentMixin(ModalityDropoutMixin, MSTKDNetworkMixin):
         super().initialize()
         if was or not self.use_teacher:
             return
-        self.teacher, self.teacher_info = self._load_teacher()
-        # Only the attention term reads the maps; without it both networks keep the fused kernel.
-        for net in (unwrap(self.network), self.teacher):
-            net.aux_attentions = bool(self.lambda_att)
-        self.print_to_log_file(f"Frozen teacher: {self.teacher_info.checkpoint} (sha256 "
-                               f"{self.teacher_info.sha256[:16]}..., trainer {self.teacher_info.trainer_name})")
-        if self.init_from_teacher:
-            # A resumed run (--c) loads its own checkpoint after initialize(), which overrides this.
-            unwrap(self.network).load_state_dict(self.teacher.state_dict())
-            self.print_to_log_file("Student initialised from the teacher's weights.")
+        # Only the attention term reads queries and keys; without it no network hands them out.
+        unwrap(self.network).aux_attentions = bool(self.lambda_att)
+        if not self.training_finished():
+            # A resumed run (--c) loads its own checkpoint after initialize(), which overrides the weights.
+            self._attach_teacher(initialise_student=self.init_from_teacher)
         if self.lambda_adv:
             channels = unwrap(self.network).encoder.output_channels[-1]
             self.discriminator = StyleDiscriminator(channels, len(self.configuration_manager.patch_size),
@@ -118,6 +127,34 @@ class MSTKDStudentMixin(ModalityDropoutMixin, MSTKDNetworkMixin):
             self.discriminator_optimizer = make_discriminator_optimizer(self.discriminator)
             if self.is_ddp:
                 broadcast_module(self.discriminator)
+
+    def training_finished(self) -> bool:
+        """True when this fold has ``checkpoint_final.pth``: validating or re-exporting it needs no teacher."""
+        return os.path.isfile(os.path.join(self.output_folder, "checkpoint_final.pth"))
+
+    def _attach_teacher(self, initialise_student: bool) -> None:
+        self.teacher, self.teacher_info = self._load_teacher()
+        self.teacher.aux_attentions = bool(self.lambda_att)
+        where = (f"$nnUNet_results/{self.teacher_info.checkpoint}" if self.teacher_info.relative_to
+                 else self.teacher_info.checkpoint)
+        self.print_to_log_file(f"Frozen teacher: {where} (sha256 {self.teacher_info.sha256[:16]}..., trainer "
+                               f"{self.teacher_info.trainer_name}, fold {self.teacher_info.fold})")
+        if initialise_student:
+            unwrap(self.network).load_state_dict(self.teacher.state_dict())
+            self.print_to_log_file("Student initialised from the teacher's weights.")
+
+    def ensure_teacher(self) -> None:
+        """Load the frozen teacher if a distilling step needs it and it is not loaded yet.
+
+        ``initialize`` loads it (and starts the student from it) unless the fold is finished; a finished
+        fold trained further keeps its own weights and gets the teacher here.
+        """
+        if self.distils() and self.teacher is None:
+            self._attach_teacher(initialise_student=False)
+
+    def on_train_start(self):
+        super().on_train_start()
+        self.ensure_teacher()
 
     def _teacher_candidates(self) -> list[str]:
         from nnunetv2.paths import nnUNet_results
@@ -162,7 +199,8 @@ class MSTKDStudentMixin(ModalityDropoutMixin, MSTKDNetworkMixin):
             return net.forward_with_aux
         compiled = self.__dict__.setdefault("_compiled_forwards", {})
         if role not in compiled:
-            compiled[role] = torch.compile(net.forward_with_aux, backend=self.compile_backend)
+            # fullgraph: a graph break would silently split the step and cost its speed
+            compiled[role] = torch.compile(net.forward_with_aux, backend=self.compile_backend, fullgraph=True)
         return compiled[role]
 
     def _student_forward(self, x: torch.Tensor):
@@ -203,6 +241,10 @@ class MSTKDStudentMixin(ModalityDropoutMixin, MSTKDNetworkMixin):
                                    self.distillation_weights(), self.current_epoch, self.num_epochs,
                                    self.discriminator)
         total = l_seg + terms["mstkd"] + terms["dmld"] + terms["gsme"]
+        style_pair = (aux_t["transformer_outputs"][-1], aux_s["transformer_outputs"][-1]) \
+            if self.discriminator is not None else None
+        # The teacher's maps that no term saved for backward are freed before it, not after.
+        del z_t, aux_t, z_s, aux_s
         params = self.network.parameters()
         if self.grad_scaler is not None:
             self.grad_scaler.scale(total).backward()
@@ -214,15 +256,12 @@ class MSTKDStudentMixin(ModalityDropoutMixin, MSTKDNetworkMixin):
             total.backward()
             torch.nn.utils.clip_grad_norm_(params, 12)
             self.optimizer.step()
-        out = {"loss": total.detach().cpu().numpy(), "loss_seg": l_seg.detach().cpu().numpy()}
-        if self.discriminator is not None:
-            out["loss_disc"] = np.array(discriminator_step(
-                self.discriminator, self.discriminator_optimizer, aux_t["transformer_outputs"][-1],
-                aux_s["transformer_outputs"][-1], sync_gradients=self.is_ddp))
-        for key in ("mstkd", "dmld", "gsme", "att", "feat", "prob", "lskd", "gram", "adv"):
-            if key in terms:
-                out[f"loss_{key}"] = terms[key].detach().cpu().numpy()
-        return out
+        logged = {"loss": total, "loss_seg": l_seg}
+        logged.update((f"loss_{k}", terms[k]) for k in LOGGED_TERMS if k in terms)
+        if style_pair is not None:
+            logged["loss_disc"] = discriminator_step(self.discriminator, self.discriminator_optimizer,
+                                                     *style_pair, sync_gradients=self.is_ddp)
+        return host_scalars(logged)
 
     def on_train_epoch_end(self, train_outputs: list[dict]):
         super().on_train_epoch_end(train_outputs)

@@ -23,11 +23,36 @@ class TeacherError(RuntimeError):
 
 @dataclass
 class TeacherInfo:
-    """Provenance of a loaded teacher, recorded in the student's checkpoint."""
+    """Provenance of a loaded teacher, recorded in the student's checkpoint.
+
+    Attributes:
+        checkpoint: The teacher's checkpoint relative to ``nnUNet_results`` (so the record stays true
+            when the results folder moves), or its absolute path when it lies outside ``nnUNet_results``.
+        sha256: The checkpoint file's SHA-256.
+        trainer_name: The teacher's trainer class.
+        relative_to: ``"nnUNet_results"`` when ``checkpoint`` is relative to it, else None.
+        plans: The teacher's plans identifier.
+        configuration: The teacher's configuration.
+        fold: The teacher's fold.
+    """
 
     checkpoint: str
     sha256: str
     trainer_name: str
+    relative_to: str | None = None
+    plans: str | None = None
+    configuration: str | None = None
+    fold: int | str | None = None
+
+
+def portable_path(path: str, results_dir: str | None) -> tuple[str, str | None]:
+    """``(path relative to results_dir, "nnUNet_results")`` when ``path`` lies inside it, else ``(absolute, None)``."""
+    path = os.path.abspath(path)
+    if results_dir:
+        root = os.path.abspath(results_dir)
+        if os.path.commonpath([path, root]) == root:
+            return os.path.relpath(path, root), "nnUNet_results"
+    return path, None
 
 
 def sha256_of(path: str, chunk: int = 1 << 20) -> str:
@@ -144,5 +169,9 @@ def load_frozen_teacher(checkpoint_path: str, build_network, student_plans: dict
         raise TeacherError(f"Teacher checkpoint {checkpoint_path} (trainer {ckpt.get('trainer_name')}) does not "
                            f"match the teacher architecture: {e}") from e
     teacher.to(device).eval().requires_grad_(False)
-    return teacher, TeacherInfo(os.path.abspath(checkpoint_path), sha256_of(checkpoint_path),
-                                str(ckpt.get("trainer_name")))
+    from nnunetv2.paths import nnUNet_results
+
+    where, relative_to = portable_path(checkpoint_path, nnUNet_results)
+    init = ckpt.get("init_args", {})
+    return teacher, TeacherInfo(where, sha256_of(checkpoint_path), str(ckpt.get("trainer_name")), relative_to,
+                                teacher_plans.get("plans_name"), init.get("configuration"), init.get("fold"))
