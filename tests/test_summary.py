@@ -194,8 +194,9 @@ def test_wilcoxon_degenerate_cases():
 
 
 def test_default_reference_skips_ablations_and_honours_an_explicit_name():
-    models = ["nnUNetTrainer", "nnUNetTrainerMSTKD_noKD_20ep", "nnUNetTrainerMSTKD_20ep25it"]
-    assert default_reference_model(models) == "nnUNetTrainerMSTKD_20ep25it"
+    models = ["nnUNetTrainer", "nnUNetTrainerMSTKDTeacher_20ep", "nnUNetTrainerMSTKD_noKD_20ep",
+              "nnUNetTrainerMSTKD_20ep25it"]
+    assert default_reference_model(models) == "nnUNetTrainerMSTKD_20ep25it"  # the teacher is not a student
     with pytest.raises(ValueError, match="pass reference_model"):
         default_reference_model(["nnUNetTrainer", "nnUNetTrainerMSTKD_noGSME"])
     rows = _paired([0.9, 0.8], [0.5, 0.6], models=("nnUNetTrainerMSTKD_noDMLD", "nnUNetTrainer"))

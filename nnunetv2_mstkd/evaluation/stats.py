@@ -28,13 +28,14 @@ MIN_NONZERO_FOR_5PCT = 6
 
 
 def default_reference_model(models: Sequence[str]) -> str:
-    """The first model named ``nnUNetTrainerMSTKD...`` that is not an ablation variant.
+    """The first student: a model named ``nnUNetTrainerMSTKD...``, neither an ablation variant nor the teacher.
 
     Raises:
         ValueError: If there is none; the message lists the models.
     """
     for m in models:
-        if m.startswith("nnUNetTrainerMSTKD") and not any(s in m for s in ABLATION_SUFFIXES):
+        student = m.startswith("nnUNetTrainerMSTKD") and not m.startswith("nnUNetTrainerMSTKDTeacher")
+        if student and not any(s in m for s in ABLATION_SUFFIXES):
             return m
     raise ValueError(f"No full MST-KD model (nnUNetTrainerMSTKD without {list(ABLATION_SUFFIXES)}) among "
                      f"{list(models)}; pass reference_model explicitly.")
