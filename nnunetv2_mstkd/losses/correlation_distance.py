@@ -10,11 +10,8 @@ difference of the matrices.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
-
-def _standardize(x: torch.Tensor, eps: float) -> torch.Tensor:
-    return F.instance_norm(x.float(), eps=eps)
+from nnunetv2_mstkd.losses.standardized_mse import standardize_last, standardize_last_backward
 
 
 class _CorrelationDistance(torch.autograd.Function):
@@ -22,7 +19,7 @@ class _CorrelationDistance(torch.autograd.Function):
     def forward(ctx, s: torch.Tensor, t: torch.Tensor, eps: float) -> torch.Tensor:
         n = s.shape[-1]
         with torch.autocast(device_type=s.device.type, enabled=False):
-            s_hat, t_hat = _standardize(s, eps), _standardize(t, eps)
+            (s_hat, _), (t_hat, _) = standardize_last(s, eps), standardize_last(t, eps)
             diff = torch.bmm(s_hat, s_hat.transpose(1, 2)) / n - torch.bmm(t_hat, t_hat.transpose(1, 2)) / n
         ctx.save_for_backward(s, diff)
         ctx.eps = eps
@@ -33,14 +30,10 @@ class _CorrelationDistance(torch.autograd.Function):
         s, diff = ctx.saved_tensors
         n = s.shape[-1]
         with torch.autocast(device_type=s.device.type, enabled=False):
-            x = s.float()
-            var, mean = torch.var_mean(x, dim=-1, unbiased=False, keepdim=True)
-            rstd = torch.rsqrt(var + ctx.eps)
-            y = (x - mean) * rstd
+            y, rstd = standardize_last(s, ctx.eps)
             # L = mean(D²), D = ŷŷᵀ/N − const (symmetric): ∂L/∂ŷ = 4 D ŷ / (N · numel(D))
             dy = torch.bmm(diff, y) * (4.0 * grad_out.float() / (n * diff.numel()))
-            # backward of the standardisation: r · (dy − mean(dy) − ŷ · mean(dy · ŷ))
-            dx = rstd * (dy - dy.mean(-1, keepdim=True) - y * (dy * y).mean(-1, keepdim=True))
+            dx = standardize_last_backward(dy, y, rstd)
         return dx.to(s.dtype), None, None
 
 

@@ -22,10 +22,21 @@ def _row_blocks(rows: int, n: int, block_elements: int):
         yield a, min(rows, a + step)
 
 
-def _standardize(x: torch.Tensor, eps: float) -> torch.Tensor:
+def standardize_last(x: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(ŷ, r)``: ``x`` standardised in float32 over its last axis, ``ŷ = (x − μ) · r``, ``r = 1 / sqrt(σ² + eps)``."""
     x = x.float()
-    var, mean = torch.var_mean(x, dim=1, unbiased=False, keepdim=True)
-    return (x - mean) * torch.rsqrt(var + eps)
+    var, mean = torch.var_mean(x, dim=-1, unbiased=False, keepdim=True)
+    rstd = torch.rsqrt(var + eps)
+    return (x - mean) * rstd, rstd
+
+
+def standardize_last_backward(dy: torch.Tensor, y: torch.Tensor, rstd: torch.Tensor) -> torch.Tensor:
+    """The gradient through :func:`standardize_last`: ``r · (dy − mean(dy) − ŷ · mean(dy · ŷ))`` over the last axis."""
+    return rstd * (dy - dy.mean(-1, keepdim=True) - y * (dy * y).mean(-1, keepdim=True))
+
+
+def _standardize(x: torch.Tensor, eps: float) -> torch.Tensor:
+    return standardize_last(x, eps)[0]
 
 
 class _StandardizedMSE(torch.autograd.Function):
@@ -46,14 +57,9 @@ class _StandardizedMSE(torch.autograd.Function):
         grad = torch.empty_like(s)
         scale = grad_out.float() * (2.0 / s.numel())
         for a, b in _row_blocks(rows, n, ctx.block_elements):
-            x = s[a:b].float()
-            var, mean = torch.var_mean(x, dim=1, unbiased=False, keepdim=True)
-            rstd = torch.rsqrt(var + ctx.eps)
-            y = (x - mean) * rstd
+            y, rstd = standardize_last(s[a:b], ctx.eps)
             dy = scale * (y - _standardize(t[a:b], ctx.eps))
-            # backward of instance normalisation: r · (dy − mean(dy) − ŷ · mean(dy · ŷ))
-            dx = rstd * (dy - dy.mean(dim=1, keepdim=True) - y * (dy * y).mean(dim=1, keepdim=True))
-            grad[a:b] = dx.to(s.dtype)
+            grad[a:b] = standardize_last_backward(dy, y, rstd).to(s.dtype)
         return grad, None, None, None
 
 
