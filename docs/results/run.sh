@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The exact commands behind docs/results.md. CPU only, 2 cores; each step is skipped when done.
 # Usage: bash docs/results/run.sh [WORKDIR [SECTION...]]
-#   SECTION: tuning, heldout, heldout_init, heldout_ablations, tuning_floor, heldout_floor
+#   SECTION: tuning, heldout, heldout_init, heldout_ablations, tuning_floor, heldout_floor, heldout_dedicated
 #   (default: all, in this order)
 #
 # Two synthetic datasets, generated with different seeds:
@@ -19,7 +19,7 @@ export nnUNet_extTrainer="$(mstkd_trainers_dir)${nnUNet_extTrainer:+:$nnUNet_ext
 export nnUNet_def_n_proc=1
 mkdir -p "$WORK/logs"
 shift || true
-SECTIONS="${*:-tuning heldout heldout_init heldout_ablations tuning_floor heldout_floor}"
+SECTIONS="${*:-tuning heldout heldout_init heldout_ablations tuning_floor heldout_floor heldout_dedicated}"
 want() { [[ " $SECTIONS " == *" $1 "* ]]; }
 prepare() {  # prepare ID SEED CASES TEST_CASES
     [ -d "$nnUNet_raw/Dataset${1}_SynthBraTS" ] || mstkd_synth -d "$1" --cases "$3" --test-cases "$4" --size 48 --seed "$2"
@@ -40,7 +40,8 @@ bench() {  # bench OUT ID "FOLDS" TRAINER...
     [ -f "$OUT/summary.json" ] && return 0
     echo "[$(date +%T)] benchmark -> $OUT"
     # nnU-Net's predictor caps torch's threads at nnUNet_def_n_proc; the benchmark starts no worker pools
-    nnUNet_def_n_proc=2 mstkd_benchmark -d "$ID" -c 3d_fullres -f $FOLDS -p nnUNetPlansCPU -tr "$@" -o "$OUT" \
+    local TR=(-tr); [[ "$1" == --* ]] && TR=()  # a dedicated zoo alone: no -tr
+    nnUNet_def_n_proc=2 mstkd_benchmark -d "$ID" -c 3d_fullres -f $FOLDS -p nnUNetPlansCPU "${TR[@]}" "$@" -o "$OUT" \
         -device cpu --disable_tta --disable_progress_bar
 }
 # Tuning dataset, fold 0: the student from the teacher's weights and from random weights.
@@ -58,15 +59,8 @@ if want tuning_floor; then
     bench "$WORK/tuning_floor" 992 0 $(for T in nnUNetTrainerMSTKDTeacher $FLOOR; do echo "${T}_$S"; done) \
         -i "$nnUNet_raw/Dataset992_SynthBraTS/imagesTs" -l "$nnUNet_raw/Dataset992_SynthBraTS/labelsTs"
 fi
-want heldout || want heldout_init || want heldout_ablations || want heldout_floor || { # The subset-floor experiment on held-out data: the two baselines and the student chosen on the tuning
-# data (FLOOR_STUDENT; the rule is in docs/results/subset_floor/PLAN.md), whose teacher is _noKD.
-if want heldout_floor; then
-    HF="nnUNetTrainerModalityDropout nnUNetTrainerMSTKD_noKD ${FLOOR_STUDENT:-nnUNetTrainerMSTKD_mdTeacher}"
-    [[ "$HF" == *_mdTeacher ]] || for F in 0 1 2; do train 993 $F "nnUNetTrainerMSTKDTeacher_$S"; done
-    for F in 0 1 2; do for T in $HF; do train 993 $F "${T}_$S"; done; done
-    bench "$WORK/heldout_floor" 993 "0 1 2" $(for T in $HF; do echo "${T}_$S"; done)
-fi
-echo "[$(date +%T)] done"; exit 0; }
+want heldout || want heldout_init || want heldout_ablations || want heldout_floor || want heldout_dedicated || {
+    echo "[$(date +%T)] done"; exit 0; }
 # Held-out dataset, three folds.
 prepare 993 2026 42 0
 SPLITS="$nnUNet_preprocessed/Dataset993_SynthBraTS/splits_final.json"
@@ -96,10 +90,22 @@ if want heldout_ablations; then
 fi
 # The subset-floor experiment on held-out data: the two baselines and the student chosen on the tuning
 # data (FLOOR_STUDENT; the rule is in docs/results/subset_floor/PLAN.md), whose teacher is _noKD.
+HF="nnUNetTrainerModalityDropout nnUNetTrainerMSTKD_noKD ${FLOOR_STUDENT:-nnUNetTrainerMSTKD_mdTeacher}"
 if want heldout_floor; then
-    HF="nnUNetTrainerModalityDropout nnUNetTrainerMSTKD_noKD ${FLOOR_STUDENT:-nnUNetTrainerMSTKD_mdTeacher}"
     [[ "$HF" == *_mdTeacher ]] || for F in 0 1 2; do train 993 $F "nnUNetTrainerMSTKDTeacher_$S"; done
     for F in 0 1 2; do for T in $HF; do train 993 $F "${T}_$S"; done; done
     bench "$WORK/heldout_floor" 993 "0 1 2" $(for T in $HF; do echo "${T}_$S"; done)
+fi
+# One model against fifteen (docs/results/dedicated/PLAN.md): the dedicated zoo, all 15 subsets, each
+# fold; the zoo benchmarked as one row, per fold, and merged with the subset-floor folds of the same cases.
+DED="T1 T1ce T2 FLAIR T1_T1ce T1_T2 T1_FLAIR T1ce_T2 T1ce_FLAIR T2_FLAIR T1_T1ce_T2 T1_T1ce_FLAIR T1_T2_FLAIR T1ce_T2_FLAIR T1_T1ce_T2_FLAIR"
+if want heldout_dedicated; then
+    for F in 0 1 2; do for D in $DED; do train 993 $F "nnUNetTrainerDedicated_${D}_$S"; done; done
+    for F in 0 1 2; do
+        bench "$WORK/heldout_dedicated_f$F" 993 "$F" --dedicated "nnUNetTrainerDedicated_{subset}_$S"
+    done
+    # beside the unified rows of the same folds and cases (the benchmark is deterministic on the CPU)
+    python "$ROOT/docs/results/merge_folds.py" "$WORK/heldout_dedicated" \
+        $(for F in 0 1 2; do echo "$WORK/heldout_floor_f$F,$WORK/heldout_dedicated_f$F"; done)
 fi
 echo "[$(date +%T)] done"

@@ -1,0 +1,97 @@
+"""Dedicated models: nnU-Net trained on one fixed modality subset.
+
+A dedicated model is the reference every unified missing-modality model is measured against
+(one nnU-Net per sequence combination, as in Ruffle et al. 2023). Here it is nnU-Net's own
+trainer whose network ignores the channels outside its subset: a forward pre-hook zeroes them
+(the project's one definition of "absent", :func:`~nnunetv2_mstkd.modalities.zero_absent_channels`)
+on every call, in training, in nnU-Net's validation, in ``nnUNetv2_predict`` and in the
+benchmark. It is therefore exactly modality dropout with a single allowed subset, and a user
+may feed it any file (or a copy of another sequence) for a channel it does not use.
+
+The hook is attached in ``build_network_architecture``, which nnU-Net's predictor also calls,
+so a dedicated checkpoint predicts correctly through the stock ``nnUNetv2_predict``. It holds
+no parameters: the checkpoint is a plain nnU-Net state dict.
+
+Channels are named in the BraTS order of nnU-Net's conversion (``_0000`` T1, ``_0001`` T1ce,
+``_0002`` T2, ``_0003`` FLAIR); a dataset with other channels is refused at ``initialize``.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from nnunetv2_mstkd.modalities import BRATS_CHANNELS, canonical_name, zero_absent_channels
+
+#: Default name template of the 15 dedicated trainers (``trainers/mstkd_dedicated.py``).
+DEDICATED_TEMPLATE = "nnUNetTrainerDedicated_{subset}"
+
+
+def dedicated_trainer_name(subset: Sequence[int], channel_names: Sequence[str],
+                           template: str = DEDICATED_TEMPLATE) -> str:
+    """The trainer class trained on ``subset``, e.g. ``nnUNetTrainerDedicated_T1ce_FLAIR``.
+
+    Args:
+        subset: Present channel indices of the dataset.
+        channel_names: The dataset's channel names (any alias of the BraTS names).
+        template: Name with a ``{subset}`` field, e.g. ``nnUNetTrainerDedicated_{subset}_10ep25it``.
+
+    Raises:
+        ValueError: If the template has no ``{subset}`` field or a channel is not a BraTS sequence.
+    """
+    if "{subset}" not in template:
+        raise ValueError(f"The dedicated-model template {template!r} needs a '{{subset}}' field, "
+                         f"e.g. {DEDICATED_TEMPLATE}_10ep25it.")
+    canon = [canonical_name(channel_names[i]) for i in subset]
+    if None in canon:
+        raise ValueError(f"Channels {list(channel_names)} are not the BraTS sequences {list(BRATS_CHANNELS)}; "
+                         f"the dedicated trainers are named after those.")
+    return template.format(subset="_".join(sorted(canon, key=BRATS_CHANNELS.index)))
+
+
+def keep_channels(network: nn.Module, channels: Sequence[int], num_channels: int) -> nn.Module:
+    """Make ``network`` zero every input channel outside ``channels`` before each forward; returns it."""
+    present = torch.zeros(num_channels, dtype=torch.bool)
+    present[list(channels)] = True
+
+    def zero_others(module: nn.Module, args: tuple) -> tuple:
+        x = args[0]
+        return (zero_absent_channels(x, present.expand(x.shape[0], num_channels)), *args[1:])
+
+    network.register_forward_pre_hook(zero_others)
+    return network
+
+
+class DedicatedSubsetMixin:
+    """Trainer mix-in (before nnU-Net's trainer in the bases): a model for one fixed modality subset.
+
+    Class attributes:
+        dedicated_channels: Canonical BraTS names of the sequences the model uses.
+    """
+
+    dedicated_channels: tuple[str, ...] = BRATS_CHANNELS
+
+    @classmethod
+    def dedicated_indices(cls) -> tuple[int, ...]:
+        """Channel indices of ``dedicated_channels`` in the BraTS order."""
+        return tuple(sorted(BRATS_CHANNELS.index(c) for c in cls.dedicated_channels))
+
+    @classmethod
+    def build_network_architecture(cls, plans_manager, configuration_manager, num_input_channels: int,
+                                   num_output_channels: int, enable_deep_supervision: bool = True) -> nn.Module:
+        network = super().build_network_architecture(plans_manager, configuration_manager, num_input_channels,
+                                                     num_output_channels, enable_deep_supervision)
+        if num_input_channels < len(BRATS_CHANNELS):
+            raise ValueError(f"{cls.__name__} needs the {len(BRATS_CHANNELS)} BraTS channels "
+                             f"{list(BRATS_CHANNELS)}; the plans give {num_input_channels} input channels.")
+        return keep_channels(network, cls.dedicated_indices(), num_input_channels)
+
+    def initialize(self) -> None:
+        names = list(self.dataset_json.get("channel_names", {}).values())
+        if [canonical_name(n) for n in names[:len(BRATS_CHANNELS)]] != list(BRATS_CHANNELS):
+            raise ValueError(f"{type(self).__name__} uses channels {list(self.dedicated_channels)} by their place in "
+                             f"nnU-Net's BraTS conversion (0=T1, 1=T1ce, 2=T2, 3=FLAIR), but this dataset's channels "
+                             f"are {names}. Convert the dataset in that order (mstkd_convert) to train "
+                             f"dedicated models.")
+        super().initialize()
