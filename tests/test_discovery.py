@@ -61,11 +61,12 @@ def test_every_trainer_class_is_written_out():
     folder = trainers_dir()
     sources = "".join(open(os.path.join(folder, f)).read() for f in os.listdir(folder) if f.endswith(".py"))
     code = ("import sys; sys.path.insert(0, sys.argv[1]); import mstkd_student, mstkd_teacher, mstkd_baselines as b\n"
-            "for m in (mstkd_student, mstkd_teacher, b):\n"
+            "import mstkd_dedicated as d\n"
+            "for m in (mstkd_student, mstkd_teacher, b, d):\n"
             "    print(*[n for n, v in vars(m).items() if isinstance(v, type) and v.__module__ == m.__name__])")
     out = subprocess.run([sys.executable, "-c", code, folder], capture_output=True, text=True, check=True)
     names = out.stdout.split()
-    assert len(names) == 37 and all(f"class {n}(" in sources for n in names)
+    assert len(names) == 37 + 15 * 2 + 2 and all(f"class {n}(" in sources for n in names)  # + the dedicated zoo
 
 
 @pytest.mark.e2e

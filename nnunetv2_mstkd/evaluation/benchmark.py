@@ -16,7 +16,9 @@ Example::
 Outputs in ``-o``: ``per_case.csv``, ``summary.json``, ``results.md`` (paper-layout
 table, Wilcoxon tests, timing), ``dice_heatmap.png``, ``wilcoxon.csv``, ``timing.csv``;
 with ``--save_predictions`` also ``predictions/MODEL/SUBSET/CASE<file_ending>``.
-A model without a checkpoint is reported and skipped.
+A model without a checkpoint is reported and skipped. ``--dedicated TEMPLATE`` adds the row
+"dedicated per subset": a zoo of 15 dedicated models (``nnUNetTrainerDedicated_{subset}``), each
+subset scored by the model trained for it (:mod:`~nnunetv2_mstkd.evaluation.dedicated_zoo`).
 """
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ from nnunetv2.utilities.file_path_utilities import get_output_folder
 
 from nnunetv2_mstkd.env import ensure_ext_trainer
 from nnunetv2_mstkd.evaluation.cases import folder_cases, validation_cases
+from nnunetv2_mstkd.evaluation.dedicated_zoo import DEDICATED_ROW, load_zoo, missing_zoo_models
 from nnunetv2_mstkd.evaluation.folds import fold_summary
 from nnunetv2_mstkd.evaluation.output_folder import machine_description, write_outputs
 from nnunetv2_mstkd.evaluation.subset_loop import BenchmarkModel, evaluate, segmentation_saver
@@ -63,9 +66,11 @@ def missing_checkpoints(dataset: str | int, configuration: str, fold: int | str,
 
 
 def _command(dataset, configuration, folds, trainers, output_folder, plans, images, labels, device, checkpoint_name,
-             disable_tta, step_size, reference, save_predictions) -> str:
-    cmd = ["mstkd_benchmark", "-d", str(dataset), "-c", configuration, "-f", *map(str, folds), "-tr", *trainers,
-           "-o", str(output_folder), "-p", plans]
+             disable_tta, step_size, reference, save_predictions, dedicated) -> str:
+    cmd = ["mstkd_benchmark", "-d", str(dataset), "-c", configuration, "-f", *map(str, folds)]
+    cmd += ["-tr", *trainers] if trainers else []
+    cmd += ["--dedicated", dedicated] if dedicated else []
+    cmd += ["-o", str(output_folder), "-p", plans]
     if images is not None:
         cmd += ["-i", str(images), "-l", str(labels)]
     cmd += ["-device", str(device), "-chk", checkpoint_name, "-step_size", f"{step_size:g}"]
@@ -74,9 +79,9 @@ def _command(dataset, configuration, folds, trainers, output_folder, plans, imag
     return shlex.join(cmd)
 
 
-def _check_arguments(trainers, images, labels, step_size, folds) -> None:
-    if not trainers:
-        raise ValueError("No trainer given; name at least one with -tr.")
+def _check_arguments(trainers, images, labels, step_size, folds, dedicated) -> None:
+    if not trainers and not dedicated:
+        raise ValueError("No model given; name at least one trainer with -tr, or a dedicated zoo with --dedicated.")
     repeated = sorted({t for t in trainers if list(trainers).count(t) > 1})
     if repeated:
         raise ValueError(f"Trainer(s) {repeated} are given more than once; name each model once.")
@@ -101,7 +106,8 @@ def run_benchmark(dataset: str | int, configuration: str, fold: int | str | Sequ
                   output_folder: str, plans: str = "nnUNetPlans", images: str | None = None,
                   labels: str | None = None, device: str | torch.device = "cuda",
                   checkpoint_name: str = "checkpoint_final.pth", disable_tta: bool = False, step_size: float = 0.5,
-                  reference: str | None = None, save_predictions: bool = False, progress: bool = True) -> dict:
+                  reference: str | None = None, save_predictions: bool = False, progress: bool = True,
+                  dedicated: str | None = None) -> dict:
     """Evaluate each trainer's model of one dataset, configuration and fold on every modality subset.
 
     Args:
@@ -122,6 +128,9 @@ def run_benchmark(dataset: str | int, configuration: str, fold: int | str | Sequ
             ``nnUNetTrainerMSTKD`` model (no tests, with a note, if there is none).
         save_predictions: Also write every segmentation to ``predictions/MODEL/SUBSET/``.
         progress: Show a progress bar.
+        dedicated: Name template of a zoo of dedicated models with a ``{subset}`` field (e.g.
+            ``nnUNetTrainerDedicated_{subset}``), scored as one row "dedicated per subset"; a zoo
+            with a missing model is skipped, naming the commands that train the missing ones.
 
     Returns:
         The output paths under the keys of :data:`OUTPUT_FILES`, plus ``summary`` (the summary dict),
@@ -135,7 +144,7 @@ def run_benchmark(dataset: str | int, configuration: str, fold: int | str | Sequ
     """
     trainers = list(trainers)
     folds = _folds(fold)
-    _check_arguments(trainers, images, labels, step_size, folds)
+    _check_arguments(trainers, images, labels, step_size, folds, dedicated)
     device = resolve_device(device)
     ensure_ext_trainer()
     dataset_name = maybe_convert_to_dataset_name(dataset)
@@ -143,9 +152,15 @@ def run_benchmark(dataset: str | int, configuration: str, fold: int | str | Sequ
     for f in folds:
         for trainer, reason in missing_checkpoints(dataset, configuration, f, trainers, plans, checkpoint_name).items():
             skipped.setdefault(trainer, reason)
+    zoo_missing = {label: cmd for f in folds for label, cmd in
+                   (missing_zoo_models(dataset_name, dedicated, plans, configuration, f, checkpoint_name)
+                    if dedicated else {}).items()}
+    if zoo_missing:
+        skipped[DEDICATED_ROW] = (f"no dedicated model ({checkpoint_name}) for {len(zoo_missing)} subset(s); train "
+                                  "them with:\n" + "\n".join(f"    {c}  # {s}" for s, c in zoo_missing.items()))
     for trainer, reason in skipped.items():
         print(f"WARNING: skipping {trainer}: {reason}", file=sys.stderr)
-    available = [t for t in trainers if t not in skipped]
+    available = [t for t in trainers if t not in skipped] + ([DEDICATED_ROW] if dedicated and not zoo_missing else [])
     if not available:
         raise FileNotFoundError("None of the trainers has a checkpoint:\n" +
                                 "\n".join(f"  {t}: {r}" for t, r in skipped.items()))
@@ -157,7 +172,10 @@ def run_benchmark(dataset: str | int, configuration: str, fold: int | str | Sequ
     for f in folds:
         models = [BenchmarkModel(t, MissingModalityPredictor.from_model_folder(
             get_output_folder(dataset_name, t, plans, configuration), (f,), checkpoint_name, device, step_size,
-            not disable_tta, allow_tqdm=False, pair_cpu_batches=True)) for t in available]
+            not disable_tta, allow_tqdm=False, pair_cpu_batches=True)) for t in available if t != DEDICATED_ROW]
+        if DEDICATED_ROW in available:
+            models.append(load_zoo(dataset_name, dedicated, plans, configuration, f, checkpoint_name, device,
+                                   step_size, not disable_tta))
         predictor = models[0].predictor
         channel_names, dataset_json = predictor.channel_names, predictor.dataset_json
         if images is None:
@@ -189,7 +207,7 @@ def run_benchmark(dataset: str | int, configuration: str, fold: int | str | Sequ
             "n_cases": len(case_ids), "tta": not disable_tta, "step_size": step_size, "device": str(device),
             "machine": machine_description(device),
             "command": _command(dataset, configuration, folds, trainers, output_folder, plans, images, labels, device,
-                                checkpoint_name, disable_tta, step_size, reference, save_predictions),
+                                checkpoint_name, disable_tta, step_size, reference, save_predictions, dedicated),
             "skipped": skipped, "cases": case_ids, "channel_names": list(channel_names),
             "labels": dataset_json.get("labels")}
     paths = {key: os.path.join(output_folder, name) for key, name in OUTPUT_FILES.items()}
@@ -208,7 +226,11 @@ def main() -> None:
     parser.add_argument("-c", required=True, help="configuration, e.g. 3d_fullres")
     parser.add_argument("-f", nargs="+", required=True,
                         help="fold(s): each fold's model on its validation cases (or on -i), or 'all'")
-    parser.add_argument("-tr", nargs="+", required=True, help="trainer class names, one row each")
+    parser.add_argument("-tr", nargs="+", default=[], help="trainer class names, one row each")
+    parser.add_argument("--dedicated", default=None, metavar="TEMPLATE",
+                        help="also score a zoo of dedicated models as one row 'dedicated per subset', each subset by "
+                             "its own model; TEMPLATE names them with a {subset} field, e.g. "
+                             "nnUNetTrainerDedicated_{subset} (see trainers/mstkd_dedicated.py)")
     parser.add_argument("-o", required=True, help="output folder")
     parser.add_argument("-p", default="nnUNetPlans", help="plans identifier (default: nnUNetPlans)")
     parser.add_argument("-i", default=None, help="folder of complete test cases CASE_XXXX<ending> (with -l)")
@@ -226,7 +248,7 @@ def main() -> None:
     try:
         out = run_benchmark(args.d, args.c, args.f, args.tr, args.o, args.p, args.i, args.l, args.device, args.chk,
                             args.disable_tta, args.step_size, args.reference, args.save_predictions,
-                            not args.disable_progress_bar)
+                            not args.disable_progress_bar, args.dedicated)
     except (ValueError, FileNotFoundError) as e:
         parser.exit(1, f"mstkd_benchmark: error: {e}\n")
     except RuntimeError as e:

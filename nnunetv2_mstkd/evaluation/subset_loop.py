@@ -31,14 +31,32 @@ from nnunetv2_mstkd.modalities import presence_mask, subset_label
 
 @dataclass
 class BenchmarkModel:
-    """A model to evaluate: its name in the tables (the trainer) and its predictor."""
+    """A model to evaluate: its name in the tables (the trainer) and its predictor.
+
+    A zoo of dedicated models is one ``BenchmarkModel`` too: ``by_subset`` maps each subset label to
+    the predictor of the model trained for that subset (``predictor`` is any one of them), and every
+    subset is scored by its own model.
+    """
 
     name: str
     predictor: MissingModalityPredictor
+    by_subset: dict[str, MissingModalityPredictor] | None = None
     key: str = field(init=False)
 
     def __post_init__(self):
         self.key = self.predictor.preprocessing_key()
+        for label, p in (self.by_subset or {}).items():
+            if p.preprocessing_key() != self.key:
+                raise ValueError(f"{self.name}: the model for {label} preprocesses differently from the others; "
+                                 f"a dedicated zoo must share one plans file and configuration.")
+
+    def predictor_for(self, subset: str) -> MissingModalityPredictor:
+        """The predictor that scores ``subset`` (the zoo's model for it, else the one model)."""
+        if self.by_subset is None:
+            return self.predictor
+        if subset not in self.by_subset:
+            raise ValueError(f"{self.name} has no model for subset {subset}; it has {sorted(self.by_subset)}.")
+        return self.by_subset[subset]
 
 
 @dataclass
@@ -108,8 +126,9 @@ def evaluate(models: Sequence[BenchmarkModel], cases: Sequence[EvalCase], subset
                 for label, mask in zip(labels, masks):
                     bar.set_postfix_str(f"{case.case_id} | {model.name} | {label}")
                     start = time.perf_counter()
-                    logits = model.predictor.predict_logits(pre, mask)
-                    seg = model.predictor.segmentation(pre, logits)
+                    predictor = model.predictor_for(label)
+                    logits = predictor.predict_logits(pre, mask)
+                    seg = predictor.segmentation(pre, logits)
                     seconds.append(time.perf_counter() - start)
                     del logits
                     if seg.shape != reference.shape:
