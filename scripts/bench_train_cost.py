@@ -35,7 +35,7 @@ import subprocess
 import sys
 import time
 
-TRAINERS = ("nnUNetTrainer", "nnUNetTrainerModalityDropout", "nnUNetTrainerMSTKDTeacher", "nnUNetTrainerMSTKD")
+TRAINERS = ("nnUNetTrainer", "nnUNetTrainerModalityDropout", "nnUNetTrainerMSTKDTeacher", "nnUNetTrainerMSTKD_paper")
 #: The student with one loss family switched off each (``--ablations``): what each family costs.
 ABLATIONS = ("nnUNetTrainerMSTKD_noMSTKD", "nnUNetTrainerMSTKD_noDMLD", "nnUNetTrainerMSTKD_noGSME")
 DATASET_ID = 991
@@ -122,7 +122,7 @@ def measure(trainer_name: str, iterations: int, warmup: int, device: str, full_s
     dataset, plans = _dataset_and_plans(full_size)
     trainer = get_trainer_from_args(str(dataset), "3d_fullres", 0, trainer_name, plans, device=torch.device(device))
     result = timed_steps(trainer, iterations, warmup)
-    if trainer_name in ("nnUNetTrainerMSTKDTeacher", "nnUNetTrainerMSTKD"):
+    if trainer_name in ("nnUNetTrainerMSTKDTeacher", "nnUNetTrainerMSTKD_paper"):
         # The student of this benchmark distils from this (barely trained) teacher; the full-size run
         # predicts with this student.
         trainer.save_checkpoint(os.path.join(trainer.output_folder, "checkpoint_final.pth"))
@@ -160,7 +160,7 @@ def predict_full_size(workdir: str) -> dict:
     env = _env(workdir)
     name = f"Dataset{FULL_SIZE_DATASET_ID}_SynthBraTS"
     images, out = f"{workdir}/raw/{name}/imagesTs", f"{workdir}/pred_full_size"
-    model = f"{workdir}/results/{name}/nnUNetTrainerMSTKD__nnUNetPlans__3d_fullres"
+    model = f"{workdir}/results/{name}/nnUNetTrainerMSTKD_paper__nnUNetPlans__3d_fullres"
     cmd = [os.path.join(os.path.dirname(sys.executable), "mstkd_predict"), "-i", images, "-o", out, "-m", model,
            "-f", "0", "--missing", "T1ce", "--disable_tta", "-device", "cpu", "-npp", "1", "-nps", "1",
            "--disable_progress_bar"]
@@ -273,14 +273,14 @@ def main() -> None:
               f"{r['cpu_s']:.3f} | {ratio(r['cpu_ratio'])} | {mem:.0f} | {'yes' if r['finite'] else 'NO'} |")
     for name, why in failed.items():
         print(f"| {name} | {why} | | | | | | | |")
-    forward = [r["teacher_forward_s"] for r in runs.get("nnUNetTrainerMSTKD", []) if "teacher_forward_s" in r]
+    forward = [r["teacher_forward_s"] for r in runs.get("nnUNetTrainerMSTKD_paper", []) if "teacher_forward_s" in r]
     if forward and teacher_runs:
         floor = statistics.median(f / t["median_s"] for f, t in zip(forward, teacher_runs))
         print(f"\nThe frozen teacher's forward alone, as the student's step runs it (no gradient, attention maps "
               f"and features returned; median over the student's runs): {statistics.median(forward):.3f} s, "
               f"{floor:.2f}× a teacher-trainer iteration, so no student that distils from it on every step "
               f"costs less than about {1 + floor:.2f}×.")
-    if args.full_size and "nnUNetTrainerMSTKD" not in failed:
+    if args.full_size and "nnUNetTrainerMSTKD_paper" not in failed:
         p = predict_full_size(workdir)
         print(f"\nPrediction of test case {p['case']} ({'×'.join(map(str, p['size']))} voxels) by `mstkd_predict` "
               f"with the student, T1ce absent, no mirroring, `-npp 1 -nps 1`: {p['seconds']:.0f} s start-up "

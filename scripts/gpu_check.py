@@ -13,7 +13,8 @@ On a CUDA machine (``bash scripts/gpu_check.sh``), within about 8 minutes:
    ``nnUNetv2_predict`` must differ by no more than ``nnUNetv2_predict`` differs from itself (GPU
    kernels are not bit-for-bit repeatable);
 4. trains ``nnUNetTrainerMSTKD_1ep10it`` through nnU-Net's own ``nnUNetv2_train`` (compile on where
-   there is CUDA) and predicts the test cases with it by ``mstkd_predict --missing T1ce``;
+   there is CUDA; ``MSTKD_TEACHER`` names step 2's teacher-trainer checkpoint) and predicts the test
+   cases with it by ``mstkd_predict --missing T1ce``;
 5. writes a Markdown report (``--out``).
 
 cuDNN's autotuner is on, as ``nnUNetv2_train`` sets it. It uses the Python that runs it (its torch
@@ -40,7 +41,7 @@ from bench_train_cost import timed_steps  # this script's folder is on sys.path
 
 BIN = os.path.dirname(sys.executable)
 DATASET = 970
-TRAINERS = ("nnUNetTrainerMSTKDTeacher", "nnUNetTrainerMSTKD", "nnUNetTrainerModalityDropout")
+TRAINERS = ("nnUNetTrainerMSTKDTeacher", "nnUNetTrainerMSTKD_paper", "nnUNetTrainerModalityDropout")
 
 
 def _run(cmd: list[str], env: dict, log) -> None:
@@ -165,7 +166,9 @@ def main() -> None:
     predict_ok = geometry_ok and 0 <= ours <= own
     # the whole workflow through nnU-Net's own command, then a prediction without T1ce on its model
     student = "nnUNetTrainerMSTKD_1ep10it"
-    train_env = dict(env, nnUNet_compile="false" if dry else "true", nnUNet_n_proc_DA="0" if dry else "4")
+    # its teacher: the teacher trainer's checkpoint of step 2 (the default teacher, _noKD, is not trained here)
+    train_env = dict(env, nnUNet_compile="false" if dry else "true", nnUNet_n_proc_DA="0" if dry else "4",
+                     MSTKD_TEACHER=f"{work}/results/Dataset{DATASET}_SynthBraTS/{TRAINERS[0]}__{plans}__3d_fullres")
     start = time.perf_counter()
     _run([f"{BIN}/nnUNetv2_train", str(DATASET), "3d_fullres", "0", "-p", plans, "-tr", student,
           "-device", device.type], train_env, log)

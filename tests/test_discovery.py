@@ -14,7 +14,8 @@ TRAINERS = ["nnUNetTrainerMSTKD", "nnUNetTrainerMSTKDTeacher", "nnUNetTrainerMod
             "nnUNetTrainerMSTKD_noMSTKD", "nnUNetTrainerMSTKD_noDMLD", "nnUNetTrainerMSTKD_noGSME",
             "nnUNetTrainerMSTKD_noKD", "nnUNetTrainer_1ep10it", "nnUNetTrainerMSTKD_5ep25it",
             "nnUNetTrainerMSTKDTeacher_2ep10it", "nnUNetTrainerModalityDropout_10ep25it",
-            "nnUNetTrainerMSTKD_initOnly_10ep25it"]
+            "nnUNetTrainerMSTKD_initOnly_10ep25it", "nnUNetTrainerMSTKD_paper",
+            "nnUNetTrainerDedicated_T1ce_FLAIR", "nnUNetTrainerDedicated_T1_T1ce_T2_FLAIR_10ep25it"]
 
 
 def clean_env(**extra) -> dict:
@@ -53,7 +54,8 @@ def test_trainer_modules_import_cheaply_and_by_bare_name():
     code = ("import sys, time; sys.path.insert(0, sys.argv[1]); import mstkd_student, mstkd_teacher, "
             "mstkd_baselines; print(len([n for n in dir(mstkd_student) if n.startswith('nnUNetTrainerMSTKD')]))")
     out = subprocess.run([sys.executable, "-c", code, trainers_dir()], capture_output=True, text=True, check=True)
-    assert int(out.stdout) == 8 + 8 * 2 + 2  # 8 students at 10ep25it and 1ep10it; full one at 5ep25it, 2ep10it
+    # 9 students, each also at 10ep25it and 1ep10it; the default one at 5ep25it, 2ep10it, and so its teacher _noKD
+    assert int(out.stdout) == 9 + 9 * 2 + 2 + 2
 
 
 def test_every_trainer_class_is_written_out():
@@ -66,7 +68,7 @@ def test_every_trainer_class_is_written_out():
             "    print(*[n for n, v in vars(m).items() if isinstance(v, type) and v.__module__ == m.__name__])")
     out = subprocess.run([sys.executable, "-c", code, folder], capture_output=True, text=True, check=True)
     names = out.stdout.split()
-    assert len(names) == 37 + 15 * 2 + 2 and all(f"class {n}(" in sources for n in names)  # + the dedicated zoo
+    assert len(names) == 42 + 15 * 2 + 2 and all(f"class {n}(" in sources for n in names)  # + the dedicated zoo
 
 
 @pytest.mark.e2e

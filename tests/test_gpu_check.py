@@ -20,7 +20,7 @@ def test_gpu_check_dry_run_writes_its_report(tmp_path):
                           text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     text = out.read_text()
-    for trainer in ("nnUNetTrainerMSTKDTeacher", "nnUNetTrainerMSTKD", "nnUNetTrainerModalityDropout"):
+    for trainer in ("nnUNetTrainerMSTKDTeacher", "nnUNetTrainerMSTKD_paper", "nnUNetTrainerModalityDropout"):
         assert f"| {trainer} | off | 32×32×32 | 2 |" in text
     assert "| NO |" not in text and "Student / teacher trainer, compile off" in text
     assert "the frozen teacher's forward alone" in text

@@ -20,7 +20,7 @@ def student(train_model, planned_dataset, monkeypatch):
         monkeypatch.setenv(k, v)
     from nnunetv2.run.run_training import get_trainer_from_args
 
-    trainer = get_trainer_from_args(str(dataset_id), CONFIGURATION, 0, "nnUNetTrainerMSTKD_1ep10it", PLANS,
+    trainer = get_trainer_from_args(str(dataset_id), CONFIGURATION, 0, "nnUNetTrainerMSTKD_paper_1ep10it", PLANS,
                                     device=torch.device("cpu"))
     trainer.initialize()
     trainer.ensure_teacher()  # initialize() skips it when an earlier test finished this fold

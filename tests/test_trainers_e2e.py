@@ -13,7 +13,8 @@ from nnunetv2_mstkd.training.teacher import sha256_of
 from conftest import CONFIGURATION, PLANS, bin_path, train_env
 
 pytestmark = pytest.mark.e2e
-TEACHER = "nnUNetTrainerMSTKDTeacher_1ep10it"
+TEACHER = "nnUNetTrainerMSTKD_noKD_1ep10it"  # the default student's teacher
+PAPER_TEACHER = "nnUNetTrainerMSTKDTeacher_1ep10it"  # the paper formulation's, and its ablations'
 
 
 def checkpoint(folder: str, name: str = "checkpoint_final.pth") -> dict:
@@ -69,7 +70,7 @@ def test_student_distils_from_the_frozen_teacher(train_model, planned_dataset, m
     ("nnUNetTrainerMSTKD_noGSME_1ep10it", ["loss_att", "loss_prob"], ["loss_gram", "loss_adv", "loss_disc"]),
 ])
 def test_baselines_and_ablations_train(train_model, trainer, present, absent):
-    train_model(TEACHER)
+    train_model(PAPER_TEACHER)
     folder = train_model(trainer)
     ckpt = checkpoint(folder)
     for key in present:
@@ -90,7 +91,7 @@ def test_missing_teacher_prints_the_command_that_trains_it(planned_dataset):
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode != 0
     expected = (f"nnUNetv2_train Dataset{dataset_id}_SynthBraTS {CONFIGURATION} 0 -p {PLANS} "
-                f"-tr nnUNetTrainerMSTKDTeacher_5ep25it")
+                f"-tr nnUNetTrainerMSTKD_noKD_5ep25it")
     assert expected in proc.stdout + proc.stderr
 
 

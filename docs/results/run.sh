@@ -9,6 +9,8 @@
 #   993 (seed 2026) held out: never used while choosing; 42 cases, 3-fold cross-validation
 #                   (nnU-Net's own split helper), every model trained on each fold, each fold's
 #                   model benchmarked on its own 14 validation cases (42 cases in all).
+# The paper's student is nnUNetTrainerMSTKD_paper; folders committed before the default's change of teacher
+# (docs/results/README.md) name it nnUNetTrainerMSTKD_10ep25it, as the class was then called.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 source "$ROOT/scripts/setup_env.sh"
@@ -47,12 +49,12 @@ bench() {  # bench OUT ID "FOLDS" TRAINER...
 # Tuning dataset, fold 0: the student from the teacher's weights and from random weights.
 if want tuning; then
     prepare 992 7 40 20
-    for T in nnUNetTrainerMSTKDTeacher nnUNetTrainerMSTKD nnUNetTrainerMSTKD_noInit; do train 992 0 "${T}_$S"; done
-    bench "$WORK/tuning" 992 0 "nnUNetTrainerMSTKD_$S" "nnUNetTrainerMSTKD_noInit_$S"
+    for T in nnUNetTrainerMSTKDTeacher nnUNetTrainerMSTKD_paper nnUNetTrainerMSTKD_noInit; do train 992 0 "${T}_$S"; done
+    bench "$WORK/tuning" 992 0 "nnUNetTrainerMSTKD_paper_$S" "nnUNetTrainerMSTKD_noInit_$S"
 fi
 # Tuning dataset, the subset-floor experiment (docs/results/subset_floor/PLAN.md): fold 0's models on
 # the 20 test cases of 992; the paper's teacher is benchmarked too (its complete-input row is the cap).
-FLOOR="nnUNetTrainerModalityDropout nnUNetTrainerMSTKD_noKD nnUNetTrainerMSTKD nnUNetTrainerMSTKD_mdTeacher"
+FLOOR="nnUNetTrainerModalityDropout nnUNetTrainerMSTKD_noKD nnUNetTrainerMSTKD_paper nnUNetTrainerMSTKD_mdTeacher"
 if want tuning_floor; then
     prepare 992 7 40 20
     for T in nnUNetTrainerMSTKDTeacher $FLOOR; do train 992 0 "${T}_$S"; done
@@ -70,8 +72,8 @@ from nnunetv2.utilities.crossval_split import generate_crossval_split
 ids = sorted(f[:-len(".nii.gz")] for f in os.listdir(sys.argv[1]) if f.endswith(".nii.gz"))
 json.dump(generate_crossval_split(ids, seed=12345, n_splits=3), open(sys.argv[2], "w"), indent=1)
 PY
-MAIN="nnUNetTrainer nnUNetTrainerModalityDropout nnUNetTrainerMSTKD_noKD nnUNetTrainerMSTKD"
-ABL="nnUNetTrainerMSTKD nnUNetTrainerMSTKD_noMSTKD nnUNetTrainerMSTKD_noDMLD nnUNetTrainerMSTKD_noGSME"
+MAIN="nnUNetTrainer nnUNetTrainerModalityDropout nnUNetTrainerMSTKD_noKD nnUNetTrainerMSTKD_paper"
+ABL="nnUNetTrainerMSTKD_paper nnUNetTrainerMSTKD_noMSTKD nnUNetTrainerMSTKD_noDMLD nnUNetTrainerMSTKD_noGSME"
 if want heldout || want heldout_init || want heldout_ablations; then
     for F in 0 1 2; do train 993 $F "nnUNetTrainerMSTKDTeacher_$S"; done
 fi
@@ -80,8 +82,8 @@ if want heldout; then
     bench "$WORK/heldout" 993 "0 1 2" $(for T in $MAIN; do echo "${T}_$S"; done)
 fi
 if want heldout_init; then
-    for F in 0 1 2; do for T in nnUNetTrainerMSTKD nnUNetTrainerMSTKD_initOnly; do train 993 $F "${T}_$S"; done; done
-    bench "$WORK/heldout_init" 993 "0 1 2" "nnUNetTrainerMSTKD_$S" "nnUNetTrainerMSTKD_initOnly_$S"
+    for F in 0 1 2; do for T in nnUNetTrainerMSTKD_paper nnUNetTrainerMSTKD_initOnly; do train 993 $F "${T}_$S"; done; done
+    bench "$WORK/heldout_init" 993 "0 1 2" "nnUNetTrainerMSTKD_paper_$S" "nnUNetTrainerMSTKD_initOnly_$S"
 fi
 # The three family ablations, each against the full student trained on the same folds and teachers.
 if want heldout_ablations; then
