@@ -32,7 +32,8 @@ setup(
         "matplotlib",
         "tqdm",
     ],
-    extras_require={"test": ["pytest", "ruff", "medpy"]},
+    # brats: BraTS's official lesion-wise metrics (mstkd_benchmark --brats-metrics); AGPL-3.0, so optional
+    extras_require={"test": ["pytest", "ruff", "medpy"], "brats": ["brats-evaluation>=0.0.10"]},
     entry_points={
         "console_scripts": [
             "mstkd_trainers_dir = nnunetv2_mstkd.env:trainers_dir_entry",

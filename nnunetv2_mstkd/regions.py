@@ -10,7 +10,7 @@ BRATS_REGIONS: dict[str, tuple[int, ...]] = {"WT": (1, 2, 3), "TC": (2, 3), "ET"
 
 #: Factor from a region score as stored to as shown: Dice is stored as a fraction and shown in per
 #: cent (as the paper's tables), HD95 is stored and shown in mm. Every table, plot and report uses it.
-DISPLAY_SCALE: dict[str, float] = {"Dice": 100.0, "HD95": 1.0}
+DISPLAY_SCALE: dict[str, float] = {"Dice": 100.0, "HD95": 1.0, "LesionDice": 100.0, "LesionHD95": 1.0}
 
 
 def evaluation_regions(dataset_json: dict) -> dict[str, tuple[int, ...]]:

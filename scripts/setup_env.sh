@@ -19,7 +19,8 @@ HASH="$(cat "$ROOT/setup.py" | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$HASH" ] || ! "$VENV/bin/python" -c "import nnunetv2_mstkd" 2>/dev/null; then
     echo "[setup] installing nnunetv2-mstkd and its dependencies"
     # The constraint keeps pip from swapping the torch build installed above.
-    "$VENV/bin/python" -m pip install -q -e "$ROOT[test]" \
+    # [brats]: the optional lesion-wise metrics, so that their test compares with the official package
+    "$VENV/bin/python" -m pip install -q -e "$ROOT[test,brats]" \
         -c <(printf 'torch==2.14.1\ntorchvision==0.29.1\n')
     echo "$HASH" > "$STAMP"
 fi

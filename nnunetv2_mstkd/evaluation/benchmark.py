@@ -27,12 +27,14 @@ import os
 import shlex
 import sys
 from collections.abc import Sequence
+from functools import partial
 
 import torch
 from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
 from nnunetv2.utilities.file_path_utilities import get_output_folder
 
 from nnunetv2_mstkd.env import ensure_ext_trainer
+from nnunetv2_mstkd.evaluation.brats_lesionwise import TASKS, lesion_wise_metrics, load_evaluator
 from nnunetv2_mstkd.evaluation.cases import folder_cases, validation_cases
 from nnunetv2_mstkd.evaluation.dedicated_zoo import DEDICATED_ROW, load_zoo, missing_zoo_models
 from nnunetv2_mstkd.evaluation.folds import fold_summary
@@ -66,7 +68,7 @@ def missing_checkpoints(dataset: str | int, configuration: str, fold: int | str,
 
 
 def _command(dataset, configuration, folds, trainers, output_folder, plans, images, labels, device, checkpoint_name,
-             disable_tta, step_size, reference, save_predictions, dedicated) -> str:
+             disable_tta, step_size, reference, save_predictions, dedicated, brats_metrics) -> str:
     cmd = ["mstkd_benchmark", "-d", str(dataset), "-c", configuration, "-f", *map(str, folds)]
     cmd += ["-tr", *trainers] if trainers else []
     cmd += ["--dedicated", dedicated] if dedicated else []
@@ -76,6 +78,7 @@ def _command(dataset, configuration, folds, trainers, output_folder, plans, imag
     cmd += ["-device", str(device), "-chk", checkpoint_name, "-step_size", f"{step_size:g}"]
     cmd += ["--disable_tta"] * disable_tta + ["--save_predictions"] * save_predictions
     cmd += ["--reference", reference] if reference else []
+    cmd += ["--brats-metrics", brats_metrics] if brats_metrics else []
     return shlex.join(cmd)
 
 
@@ -107,7 +110,7 @@ def run_benchmark(dataset: str | int, configuration: str, fold: int | str | Sequ
                   labels: str | None = None, device: str | torch.device = "cuda",
                   checkpoint_name: str = "checkpoint_final.pth", disable_tta: bool = False, step_size: float = 0.5,
                   reference: str | None = None, save_predictions: bool = False, progress: bool = True,
-                  dedicated: str | None = None) -> dict:
+                  dedicated: str | None = None, brats_metrics: str | None = None) -> dict:
     """Evaluate each trainer's model of one dataset, configuration and fold on every modality subset.
 
     Args:
@@ -131,6 +134,9 @@ def run_benchmark(dataset: str | int, configuration: str, fold: int | str | Sequ
         dedicated: Name template of a zoo of dedicated models with a ``{subset}`` field (e.g.
             ``nnUNetTrainerDedicated_{subset}``), scored as one row "dedicated per subset"; a zoo
             with a missing model is skipped, naming the commands that train the missing ones.
+        brats_metrics: A BraTS task (``gli``, ``mets``, ``MenPre``, ``GoAT``): also score BraTS's official
+            lesion-wise Dice and HD95 with the optional ``brats-evaluation`` package (columns
+            ``LesionDice``, ``LesionHD95`` and the lesion counts ``LesionTP/FP/FN``).
 
     Returns:
         The output paths under the keys of :data:`OUTPUT_FILES`, plus ``summary`` (the summary dict),
@@ -141,11 +147,13 @@ def run_benchmark(dataset: str | int, configuration: str, fold: int | str | Sequ
         ValueError: For inconsistent arguments or a ``reference`` that is not evaluated.
         FileNotFoundError: If no trainer has a checkpoint, or cases, splits or references are missing.
         RuntimeError: If the device is not available.
+        ImportError: For ``brats_metrics`` without the optional package (the message says how to install it).
     """
     trainers = list(trainers)
     folds = _folds(fold)
     _check_arguments(trainers, images, labels, step_size, folds, dedicated)
     device = resolve_device(device)
+    evaluator = load_evaluator(brats_metrics) if brats_metrics else None
     ensure_ext_trainer()
     dataset_name = maybe_convert_to_dataset_name(dataset)
     skipped: dict[str, str] = {}
@@ -189,7 +197,12 @@ def run_benchmark(dataset: str | int, configuration: str, fold: int | str | Sequ
         subsets = paper_subsets(channel_names)
         saver = segmentation_saver(predictions if len(folds) == 1 else os.path.join(predictions, f"fold_{f}")) \
             if predictions else None
-        result = evaluate(models, cases, subsets, evaluation_regions(dataset_json), saver, progress)
+        regions = evaluation_regions(dataset_json)
+        lesion_wise = None if evaluator is None else partial(lesion_wise_metrics, evaluator, regions=regions)
+        if evaluator is not None and set(regions) != {"WT", "TC", "ET"}:
+            raise ValueError(f"--brats-metrics needs the BraTS regions WT, TC and ET; {dataset_name}'s labels give "
+                             f"{list(regions)}.")
+        result = evaluate(models, cases, subsets, regions, saver, progress, lesion_wise)
         tag = {"fold": f} if len(folds) > 1 else {}
         rows += [{**r, **tag} for r in result.rows]
         timing += [{**r, **tag} for r in result.timing]
@@ -207,7 +220,9 @@ def run_benchmark(dataset: str | int, configuration: str, fold: int | str | Sequ
             "n_cases": len(case_ids), "tta": not disable_tta, "step_size": step_size, "device": str(device),
             "machine": machine_description(device),
             "command": _command(dataset, configuration, folds, trainers, output_folder, plans, images, labels, device,
-                                checkpoint_name, disable_tta, step_size, reference, save_predictions, dedicated),
+                                checkpoint_name, disable_tta, step_size, reference, save_predictions, dedicated,
+                                brats_metrics),
+            "brats_metrics": brats_metrics,
             "skipped": skipped, "cases": case_ids, "channel_names": list(channel_names),
             "labels": dataset_json.get("labels")}
     paths = {key: os.path.join(output_folder, name) for key, name in OUTPUT_FILES.items()}
@@ -243,13 +258,17 @@ def main() -> None:
                         help="model the Wilcoxon tests compare with the others (default: nnUNetTrainerMSTKD)")
     parser.add_argument("--save_predictions", action="store_true",
                         help="also write every segmentation to OUTPUT/predictions/MODEL/SUBSET/")
+    parser.add_argument("--brats-metrics", default=None, choices=TASKS, metavar="TASK",
+                        help=f"also BraTS's official lesion-wise Dice and HD95 for this task ({', '.join(TASKS)}), "
+                             "computed by the optional package brats-evaluation (pip install "
+                             "'nnunetv2-mstkd[brats]')")
     parser.add_argument("--disable_progress_bar", action="store_true", help="no progress bar")
     args = parser.parse_args()
     try:
         out = run_benchmark(args.d, args.c, args.f, args.tr, args.o, args.p, args.i, args.l, args.device, args.chk,
                             args.disable_tta, args.step_size, args.reference, args.save_predictions,
-                            not args.disable_progress_bar, args.dedicated)
-    except (ValueError, FileNotFoundError) as e:
+                            not args.disable_progress_bar, args.dedicated, args.brats_metrics)
+    except (ValueError, FileNotFoundError, ImportError) as e:
         parser.exit(1, f"mstkd_benchmark: error: {e}\n")
     except RuntimeError as e:
         if "-device" not in str(e):

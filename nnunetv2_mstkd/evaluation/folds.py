@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from nnunetv2_mstkd.evaluation.metrics import HIGHER_IS_BETTER as METRICS
+from nnunetv2_mstkd.evaluation.metrics import metrics_of
 from nnunetv2_mstkd.regions import DISPLAY_SCALE
 
 
@@ -31,6 +31,8 @@ def fold_summary(rows: Iterable[dict], subset_order: Sequence[str]) -> dict:
         "mean": float, "sd": float (NaN for one fold), "n_folds": int}}}}}``. A fold lacking a
         subset is left out of that model's numbers.
     """
+    rows = list(rows)
+    metrics = metrics_of(rows)
     # cells[model][region][fold][subset] = list of values (one per case), per metric
     cells: dict = {}
     folds: dict[str, None] = {}
@@ -38,20 +40,20 @@ def fold_summary(rows: Iterable[dict], subset_order: Sequence[str]) -> dict:
         fold = str(r.get("fold", ""))
         folds.setdefault(fold, None)
         by_subset = cells.setdefault(r["model"], {}).setdefault(r["region"], {}).setdefault(fold, {})
-        entry = by_subset.setdefault(r["subset"], {m: [] for m in METRICS})
-        for m in METRICS:
+        entry = by_subset.setdefault(r["subset"], {m: [] for m in metrics})
+        for m in metrics:
             entry[m].append(float(r[m]))
     results: dict = {}
     for model, by_region in cells.items():
         for region, by_fold in by_region.items():
-            for m in METRICS:
+            for m in metrics:
                 per_fold = {f: float(np.mean([np.mean(by_subset[s][m]) for s in subset_order]))
                             for f, by_subset in by_fold.items() if all(s in by_subset for s in subset_order)}
                 v = np.array(list(per_fold.values()), dtype=float)
                 results.setdefault(model, {}).setdefault(region, {})[m] = {
                     "per_fold": per_fold, "mean": float(v.mean()) if v.size else math.nan,
                     "sd": float(v.std(ddof=1)) if v.size > 1 else math.nan, "n_folds": int(v.size)}
-    return {"folds": list(folds), "results": results}
+    return {"folds": list(folds), "metrics": metrics, "results": results}
 
 
 def _shown(value: float, metric: str) -> str:
@@ -72,7 +74,7 @@ def fold_markdown(summary: dict, models: Sequence[str], regions: Sequence[str]) 
     Each fold's value is the paper's average for that fold's model (mean over the subsets);
     the ± is the sample SD across folds. Per-fold values follow in a second table.
     """
-    metrics = list(METRICS)
+    metrics = summary.get("metrics", ["Dice", "HD95"])
     head = "| Model | " + " | ".join(f"{m} {r}" for m in metrics for r in regions) + " | folds |"
     lines = [head, "|---|" + "---:|" * (len(metrics) * len(regions)) + "---:|"]
     for model in models:

@@ -31,8 +31,25 @@ from scipy.ndimage import binary_erosion, distance_transform_edt, generate_binar
 
 from nnunetv2_mstkd.regions import BRATS_REGIONS
 
-#: The metrics this module computes, each with whether a higher value is better.
-HIGHER_IS_BETTER: dict[str, bool] = {"Dice": True, "HD95": False}
+#: Every metric a benchmark row can carry, each with whether a higher value is better: the voxel-wise
+#: Dice and HD95 this module computes (every row has them) and BraTS's lesion-wise Dice and HD95
+#: (:mod:`~nnunetv2_mstkd.evaluation.brats_lesionwise`, with ``--brats-metrics``).
+HIGHER_IS_BETTER: dict[str, bool] = {"Dice": True, "HD95": False, "LesionDice": True, "LesionHD95": False}
+
+#: The metrics every row carries.
+CORE_METRICS: tuple[str, ...] = ("Dice", "HD95")
+
+#: How the tables name a metric (with its unit as shown).
+METRIC_LABELS: dict[str, str] = {"Dice": "Dice (%)", "HD95": "HD95 (mm)", "LesionDice": "Lesion-wise Dice (%)",
+                                 "LesionHD95": "Lesion-wise HD95 (mm)"}
+
+
+def metrics_of(rows) -> list[str]:
+    """The metrics of a set of rows, in :data:`HIGHER_IS_BETTER` order: the core ones and every optional
+    one that all rows carry with a value."""
+    rows = list(rows)
+    return [m for m in HIGHER_IS_BETTER if m in CORE_METRICS or
+            (rows and all(r.get(m, "") not in ("", None) for r in rows))]
 
 
 def volume_diagonal(shape: Sequence[int], spacing: Sequence[float]) -> float:

@@ -22,6 +22,7 @@ from nnunetv2_mstkd.evaluation.acquisition import (
     plot_acquisition,
 )
 from nnunetv2_mstkd.evaluation.folds import fold_markdown
+from nnunetv2_mstkd.evaluation.metrics import metrics_of
 from nnunetv2_mstkd.evaluation.summary import (
     default_reference_model,
     markdown_table,
@@ -158,7 +159,7 @@ def wilcoxon_section(rows: Sequence[dict], models: Sequence[str], reference: str
                         "--reference).\n")
     if len(models) < 2:
         return [], f"No test: {reference} is the only model evaluated.\n"
-    results = wilcoxon_tests(rows, reference)
+    results = wilcoxon_tests(rows, reference, metrics=metrics_of(rows))
     return results, wilcoxon_markdown(results)
 
 

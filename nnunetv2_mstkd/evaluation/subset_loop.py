@@ -79,7 +79,9 @@ class BenchmarkResult:
 def evaluate(models: Sequence[BenchmarkModel], cases: Sequence[EvalCase], subsets: Sequence[tuple[int, ...]],
              regions: dict[str, tuple[int, ...]],
              on_segmentation: Callable[[EvalCase, BenchmarkModel, str, np.ndarray, PreprocessedCase], None]
-             | None = None, progress: bool = True) -> BenchmarkResult:
+             | None = None, progress: bool = True,
+             lesion_wise: Callable[[np.ndarray, np.ndarray, tuple], dict[str, dict[str, float]]] | None = None,
+             ) -> BenchmarkResult:
     """Score every model on every case under every modality subset.
 
     Args:
@@ -90,6 +92,8 @@ def evaluate(models: Sequence[BenchmarkModel], cases: Sequence[EvalCase], subset
         on_segmentation: Called with ``(case, model, subset label, segmentation, preprocessed case)``
             after each prediction, e.g. to save it.
         progress: Show a progress bar over case x model x subset steps.
+        lesion_wise: ``(segmentation, reference, spacing) -> {region: {metric: value}}``, e.g. BraTS's
+            lesion-wise metrics (:mod:`~nnunetv2_mstkd.evaluation.brats_lesionwise`), added to each row.
 
     Raises:
         ValueError: If the models' channels differ, or a prediction and its reference differ in shape.
@@ -135,9 +139,10 @@ def evaluate(models: Sequence[BenchmarkModel], cases: Sequence[EvalCase], subset
                         raise ValueError(f"case {case.case_id}: prediction has shape {seg.shape} but the reference "
                                          f"{case.label} has {reference.shape}; the images and the reference must "
                                          f"share one grid.")
+                    extra = lesion_wise(seg, reference, spacing) if lesion_wise is not None else {}
                     for region, scores in region_metrics(seg, reference, spacing, regions).items():
                         result.rows.append({"case": case.case_id, "model": model.name, "subset": label,
-                                            "region": region, **scores})
+                                            "region": region, **scores, **extra.get(region, {})})
                     if on_segmentation is not None:
                         on_segmentation(case, model, label, seg, pre)
                     bar.update()

@@ -31,7 +31,8 @@ import numpy as np
 from batchgenerators.utilities.file_and_folder_operations import save_json
 
 from nnunetv2_mstkd.evaluation.heatmap import plot_dice_heatmap
-from nnunetv2_mstkd.evaluation.metrics import HIGHER_IS_BETTER as METRICS
+from nnunetv2_mstkd.evaluation.metrics import CORE_METRICS as METRICS
+from nnunetv2_mstkd.evaluation.metrics import HIGHER_IS_BETTER, metrics_of
 from nnunetv2_mstkd.evaluation.stats import default_reference_model, wilcoxon_markdown, wilcoxon_tests
 from nnunetv2_mstkd.evaluation.tables import (
     PAPER_TABLES_CSV,
@@ -74,7 +75,7 @@ def read_per_case_csv(path: str | Path) -> list[dict]:
             raise ValueError(f"{path}: missing column(s) {missing}; a per-case CSV needs {list(COLUMNS)}.")
         rows = []
         for line, row in enumerate(reader, start=2):
-            for m in METRICS:
+            for m in [m for m in HIGHER_IS_BETTER if m in METRICS or row.get(m, "") not in ("", None)]:
                 try:
                     row[m] = float(row[m])
                 except ValueError:
@@ -112,6 +113,8 @@ def summarize(rows: Iterable[dict], subset_order: Sequence[str]) -> dict:
     if not order:
         raise ValueError("subset_order is empty; pass the subset labels to tabulate, e.g. "
                          "[subset_label(s, names) for s in paper_subsets(names)].")
+    rows = list(rows)
+    metrics = metrics_of(rows)
     # grouped[model][region][subset][case] = {metric: value}
     grouped: dict[str, dict[str, dict[str, dict[str, dict[str, float]]]]] = {}
     regions: dict[str, None] = {}
@@ -123,7 +126,7 @@ def summarize(rows: Iterable[dict], subset_order: Sequence[str]) -> dict:
         if r["subset"] not in order:
             raise ValueError(f"Row {key}: subset {r['subset']!r} is not in subset_order {order}; "
                              f"use the labels of nnunetv2_mstkd.modalities.subset_label.")
-        for m in METRICS:
+        for m in metrics:
             if not math.isfinite(float(r[m])):
                 raise ValueError(f"Row {key}: {m}={r[m]} is not finite; the metrics define every empty-mask case.")
         cases = grouped.setdefault(r["model"], {}).setdefault(r["region"], {}).setdefault(r["subset"], {})
@@ -131,20 +134,20 @@ def summarize(rows: Iterable[dict], subset_order: Sequence[str]) -> dict:
         unit = r["case"] if str(r.get("fold", "")) == "" else (str(r["fold"]), r["case"])
         if unit in cases:
             raise ValueError(f"Row {key} appears twice; each case, model, subset and region needs one row.")
-        cases[unit] = {m: float(r[m]) for m in METRICS}
+        cases[unit] = {m: float(r[m]) for m in metrics}
         regions.setdefault(r["region"], None)
     results: dict = {}
     for model, by_region in grouped.items():
         results[model] = {s: {} for s in order}
         for region, by_subset in by_region.items():
             for s, cases in by_subset.items():
-                results[model][s][region] = {m: _stats([v[m] for v in cases.values()]) for m in METRICS}
+                results[model][s][region] = {m: _stats([v[m] for v in cases.values()]) for m in metrics}
             results[model]["Avg"] = results[model].get("Avg", {})
-            results[model]["Avg"][region] = {m: _average(by_subset, m, order) for m in METRICS}
+            results[model]["Avg"][region] = {m: _average(by_subset, m, order) for m in metrics}
         results[model] = {s: cells for s, cells in results[model].items() if cells}
     n_cases = {model: len({c for by_subset in by_region.values() for cases in by_subset.values() for c in cases})
                for model, by_region in grouped.items()}
-    return {"models": list(grouped), "subsets": order, "regions": list(regions), "metrics": list(METRICS),
+    return {"models": list(grouped), "subsets": order, "regions": list(regions), "metrics": metrics,
             "n_cases": n_cases, "results": results}
 
 

@@ -12,7 +12,7 @@ import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from nnunetv2_mstkd.evaluation.metrics import HIGHER_IS_BETTER
+from nnunetv2_mstkd.evaluation.metrics import CORE_METRICS, HIGHER_IS_BETTER, METRIC_LABELS
 from nnunetv2_mstkd.modalities import BRATS_CHANNELS, resolve_channels, subset_label
 from nnunetv2_mstkd.regions import DISPLAY_SCALE
 
@@ -71,8 +71,8 @@ def markdown_table(summary: dict, subset_order: Sequence[str], models: Sequence[
     columns = list(subset_order) + ["Avg"]
     lines = ["| Metric | Region | Method | " + " | ".join(columns) + " |",
              "|---|---|---|" + "---:|" * len(columns)]
-    for metric, higher_better in HIGHER_IS_BETTER.items():
-        scale, unit = DISPLAY_SCALE[metric], "Dice (%)" if metric == "Dice" else "HD95 (mm)"
+    for metric in summary.get("metrics", CORE_METRICS):
+        higher_better, scale, unit = HIGHER_IS_BETTER[metric], DISPLAY_SCALE[metric], METRIC_LABELS[metric]
         for region in regions:
             text = {m: [_fmt(_cell(summary, m, c, region, metric) * scale) for c in columns] for m in models}
             for j in range(len(columns)):
@@ -143,7 +143,7 @@ def paper_summary(paper_rows: Iterable[dict]) -> dict:
         cell = results.setdefault(r["model"], {}).setdefault(r["subset"], {}).setdefault(r["region"], {})
         cell[r["metric"]] = {"mean": r["value"], "std": math.nan, "n": 0}
     return {"models": list(models), "subsets": list(subsets), "regions": list(regions),
-            "metrics": list(HIGHER_IS_BETTER), "n_cases": {}, "results": results}
+            "metrics": list(CORE_METRICS), "n_cases": {}, "results": results}
 
 
 def paper_markdown_table(subset_order: Sequence[str], csv_path: str | Path = PAPER_TABLES_CSV,
