@@ -99,15 +99,15 @@ if want heldout_floor; then
     bench "$WORK/heldout_floor" 993 "0 1 2" $(for T in $HF; do echo "${T}_$S"; done)
 fi
 # One model against fifteen (docs/results/dedicated/PLAN.md): the dedicated zoo, all 15 subsets, each
-# fold; the zoo benchmarked as one row, per fold, and merged with the subset-floor folds of the same cases.
+# fold; then per fold one benchmark of the unified rows (HF, the subset-floor models) and the zoo as one row,
+# with BraTS's lesion-wise metrics, merged with merge_folds.py.
 DED="T1 T1ce T2 FLAIR T1_T1ce T1_T2 T1_FLAIR T1ce_T2 T1ce_FLAIR T2_FLAIR T1_T1ce_T2 T1_T1ce_FLAIR T1_T2_FLAIR T1ce_T2_FLAIR T1_T1ce_T2_FLAIR"
 if want heldout_dedicated; then
     for F in 0 1 2; do for D in $DED; do train 993 $F "nnUNetTrainerDedicated_${D}_$S"; done; done
     for F in 0 1 2; do
-        bench "$WORK/heldout_dedicated_f$F" 993 "$F" --dedicated "nnUNetTrainerDedicated_{subset}_$S"
+        bench "$WORK/heldout_dedicated_f$F" 993 "$F" $(for T in $HF; do echo "${T}_$S"; done) \
+            --dedicated "nnUNetTrainerDedicated_{subset}_$S" --brats-metrics gli
     done
-    # beside the unified rows of the same folds and cases (the benchmark is deterministic on the CPU)
-    python "$ROOT/docs/results/merge_folds.py" "$WORK/heldout_dedicated" \
-        $(for F in 0 1 2; do echo "$WORK/heldout_floor_f$F,$WORK/heldout_dedicated_f$F"; done)
+    python "$ROOT/docs/results/merge_folds.py" "$WORK/heldout_dedicated" $(for F in 0 1 2; do echo "$WORK/heldout_dedicated_f$F"; done)
 fi
 echo "[$(date +%T)] done"
