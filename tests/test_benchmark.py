@@ -240,6 +240,48 @@ def test_several_folds_each_on_its_own_validation_cases(benchmark_run, tmp_path,
     assert f"Cases: {n_cases} (validation cases of folds 0, 1" in text
 
 
+def test_ensemble_row_is_what_mstkd_predict_predicts_with_those_folds(benchmark_run, tmp_path):
+    """Fold 1 is fold 0's checkpoint with perturbed weights, so the ensemble differs from either fold."""
+    _, _, root, _ = benchmark_run
+    env = nnunet_env(root)
+    model = MODELS[1]
+    folder = _dataset_folder(root, "results") / f"{model}__{PLANS}__{CONFIGURATION}"
+    ckpt = torch.load(folder / "fold_0" / "checkpoint_final.pth", map_location="cpu", weights_only=False)
+    g = torch.Generator().manual_seed(0)
+    for w in ckpt["network_weights"].values():
+        if w.is_floating_point():
+            w.add_(0.05 * w.std().nan_to_num() * torch.randn(w.shape, generator=g))
+    (folder / "fold_1").mkdir()
+    torch.save(ckpt, folder / "fold_1" / "checkpoint_final.pth")
+    raw = _dataset_folder(root, "raw")
+    case = sorted(p.name[:-len(".nii.gz")] for p in (raw / "labelsTs").glob("*.nii.gz"))[0]
+    images = tmp_path / "images"
+    images.mkdir()
+    for f in (raw / "imagesTs").glob(f"{case}_*.nii.gz"):
+        (images / f.name).symlink_to(f)
+    try:
+        run([bin_path("mstkd_benchmark"), "-d", "987", "-c", CONFIGURATION, "-f", "0", "1", "-p", PLANS, "-tr", model,
+             "-i", str(images), "-l", str(raw / "labelsTs"), "--ensemble", "--save_predictions", "-o",
+             str(tmp_path / "bench"), "-device", "cpu", "--disable_tta", "--disable_progress_bar"], env)
+        run([bin_path("mstkd_predict"), "-i", str(images), "-o", str(tmp_path / "pred"), "-d", "987", "-p", PLANS,
+             "-tr", model, "-c", CONFIGURATION, "-f", "0", "1", "--missing", "T2", "--disable_tta", "-device", "cpu",
+             "-npp", "1", "-nps", "1"], env)
+    finally:
+        shutil.rmtree(folder / "fold_1")  # other tests let nnU-Net find every fold of this model
+    summary = json.load(open(tmp_path / "bench" / "summary.json"))
+    assert summary["models"] == [model, model + "_ensemble"]
+    rows = _read_csv(tmp_path / "bench" / "per_case.csv")
+    assert {r["fold"] for r in rows if r["model"] == model + "_ensemble"} == {"ensemble"}
+    predictions = tmp_path / "bench" / "predictions"
+    ours = _read(tmp_path / "pred" / f"{case}.nii.gz")
+    ensemble = _read(predictions / "ensemble" / f"{model}_ensemble" / "FL+T1+T1Gd" / f"{case}.nii.gz")
+    fold_0 = _read(predictions / "fold_0" / model / "FL+T1+T1Gd" / f"{case}.nii.gz")
+    fold_1 = _read(predictions / "fold_1" / model / "FL+T1+T1Gd" / f"{case}.nii.gz")
+    # the benchmark pairs CPU tiles (equal up to float rounding): at most 0.1 % of voxels may differ
+    assert np.mean(ensemble != ours) <= 1e-3
+    assert np.any(fold_0 != fold_1) and (np.any(ensemble != fold_0) or np.any(ensemble != fold_1))
+
+
 # ---- refusals and helpers (no network runs) ----
 
 def test_refusals_name_what_is_wrong(planned_dataset, tmp_path, monkeypatch):

@@ -46,6 +46,9 @@ from nnunetv2_mstkd.inference.predictor import MissingModalityPredictor
 from nnunetv2_mstkd.modalities import paper_subsets, subset_label
 from nnunetv2_mstkd.regions import evaluation_regions
 
+#: Suffix of the row of a trainer's ensemble of folds (``--ensemble``).
+ENSEMBLE_SUFFIX = "_ensemble"
+
 #: Output files, by the key under which :func:`run_benchmark` returns their paths.
 OUTPUT_FILES = {"per_case_csv": "per_case.csv", "summary_json": "summary.json", "results_md": "results.md",
                 "dice_heatmap": "dice_heatmap.png", "wilcoxon_csv": "wilcoxon.csv", "timing_csv": "timing.csv",
@@ -68,7 +71,7 @@ def missing_checkpoints(dataset: str | int, configuration: str, fold: int | str,
 
 
 def _command(dataset, configuration, folds, trainers, output_folder, plans, images, labels, device, checkpoint_name,
-             disable_tta, step_size, reference, save_predictions, dedicated, brats_metrics) -> str:
+             disable_tta, step_size, reference, save_predictions, dedicated, brats_metrics, ensemble) -> str:
     cmd = ["mstkd_benchmark", "-d", str(dataset), "-c", configuration, "-f", *map(str, folds)]
     cmd += ["-tr", *trainers] if trainers else []
     cmd += ["--dedicated", dedicated] if dedicated else []
@@ -79,10 +82,11 @@ def _command(dataset, configuration, folds, trainers, output_folder, plans, imag
     cmd += ["--disable_tta"] * disable_tta + ["--save_predictions"] * save_predictions
     cmd += ["--reference", reference] if reference else []
     cmd += ["--brats-metrics", brats_metrics] if brats_metrics else []
+    cmd += ["--ensemble"] * ensemble
     return shlex.join(cmd)
 
 
-def _check_arguments(trainers, images, labels, step_size, folds, dedicated) -> None:
+def _check_arguments(trainers, images, labels, step_size, folds, dedicated, ensemble) -> None:
     if not trainers and not dedicated:
         raise ValueError("No model given; name at least one trainer with -tr, or a dedicated zoo with --dedicated.")
     repeated = sorted({t for t in trainers if list(trainers).count(t) > 1})
@@ -97,6 +101,9 @@ def _check_arguments(trainers, images, labels, step_size, folds, dedicated) -> N
             raise ValueError(f"-f must be fold numbers or 'all', got {fold!r}.")
     if len(set(map(str, folds))) != len(folds):
         raise ValueError(f"-f names a fold more than once: {list(folds)}.")
+    if ensemble and (images is None or len(folds) < 2 or not trainers):
+        raise ValueError("--ensemble scores the ensemble of the -f folds of each -tr model on the -i/-l cases: it "
+                         "needs -tr, two or more folds and -i/-l (each fold's validation cases differ).")
 
 
 def _folds(fold) -> list[int | str]:
@@ -110,7 +117,7 @@ def run_benchmark(dataset: str | int, configuration: str, fold: int | str | Sequ
                   labels: str | None = None, device: str | torch.device = "cuda",
                   checkpoint_name: str = "checkpoint_final.pth", disable_tta: bool = False, step_size: float = 0.5,
                   reference: str | None = None, save_predictions: bool = False, progress: bool = True,
-                  dedicated: str | None = None, brats_metrics: str | None = None) -> dict:
+                  dedicated: str | None = None, brats_metrics: str | None = None, ensemble: bool = False) -> dict:
     """Evaluate each trainer's model of one dataset, configuration and fold on every modality subset.
 
     Args:
@@ -137,6 +144,9 @@ def run_benchmark(dataset: str | int, configuration: str, fold: int | str | Sequ
         brats_metrics: A BraTS task (``gli``, ``mets``, ``MenPre``, ``GoAT``): also score BraTS's official
             lesion-wise Dice and HD95 with the optional ``brats-evaluation`` package (columns
             ``LesionDice``, ``LesionHD95`` and the lesion counts ``LesionTP/FP/FN``).
+        ensemble: Also score each trainer's ensemble of the given folds (nnU-Net averages the folds'
+            probabilities, as ``mstkd_predict -f 0 1 ...`` does) as a row ``TRAINER_ensemble``; needs
+            ``images``/``labels`` and two or more folds.
 
     Returns:
         The output paths under the keys of :data:`OUTPUT_FILES`, plus ``summary`` (the summary dict),
@@ -151,7 +161,7 @@ def run_benchmark(dataset: str | int, configuration: str, fold: int | str | Sequ
     """
     trainers = list(trainers)
     folds = _folds(fold)
-    _check_arguments(trainers, images, labels, step_size, folds, dedicated)
+    _check_arguments(trainers, images, labels, step_size, folds, dedicated, ensemble)
     device = resolve_device(device)
     evaluator = load_evaluator(brats_metrics) if brats_metrics else None
     ensure_ext_trainer()
@@ -177,10 +187,14 @@ def run_benchmark(dataset: str | int, configuration: str, fold: int | str | Sequ
     os.makedirs(output_folder, exist_ok=True)
     predictions = os.path.join(output_folder, "predictions") if save_predictions else None
     rows, timing, preprocess_calls, case_ids, sources = [], [], [], [], []
+
+    def load(trainer: str, model_folds: tuple) -> MissingModalityPredictor:
+        return MissingModalityPredictor.from_model_folder(
+            get_output_folder(dataset_name, trainer, plans, configuration), model_folds, checkpoint_name, device,
+            step_size, not disable_tta, allow_tqdm=False, pair_cpu_batches=True)
+
     for f in folds:
-        models = [BenchmarkModel(t, MissingModalityPredictor.from_model_folder(
-            get_output_folder(dataset_name, t, plans, configuration), (f,), checkpoint_name, device, step_size,
-            not disable_tta, allow_tqdm=False, pair_cpu_batches=True)) for t in available if t != DEDICATED_ROW]
+        models = [BenchmarkModel(t, load(t, (f,))) for t in available if t != DEDICATED_ROW]
         if DEDICATED_ROW in available:
             models.append(load_zoo(dataset_name, dedicated, plans, configuration, f, checkpoint_name, device,
                                    step_size, not disable_tta))
@@ -209,6 +223,17 @@ def run_benchmark(dataset: str | int, configuration: str, fold: int | str | Sequ
         preprocess_calls += result.preprocess_calls
         case_ids += [c.case_id for c in cases if c.case_id not in case_ids]
         sources.append(source)
+    rows_of = list(available)
+    if ensemble:
+        # nnU-Net's ensemble of the folds, as mstkd_predict -f F1 F2 ... predicts it (probabilities averaged)
+        ensembles = [BenchmarkModel(t + ENSEMBLE_SUFFIX, load(t, tuple(folds)))
+                     for t in available if t != DEDICATED_ROW]
+        saver = segmentation_saver(os.path.join(predictions, "ensemble")) if predictions else None
+        result = evaluate(ensembles, cases, subsets, regions, saver, progress, lesion_wise)
+        rows += [{**r, "fold": "ensemble"} for r in result.rows]
+        timing += [{**r, "fold": "ensemble"} for r in result.timing]
+        preprocess_calls += result.preprocess_calls
+        rows_of += [m.name for m in ensembles]
     subset_order = [subset_label(s, channel_names) for s in subsets]
     summary = summarize(rows, subset_order)
     if len(folds) > 1:
@@ -221,13 +246,13 @@ def run_benchmark(dataset: str | int, configuration: str, fold: int | str | Sequ
             "machine": machine_description(device),
             "command": _command(dataset, configuration, folds, trainers, output_folder, plans, images, labels, device,
                                 checkpoint_name, disable_tta, step_size, reference, save_predictions, dedicated,
-                                brats_metrics),
+                                brats_metrics, ensemble),
             "brats_metrics": brats_metrics,
             "skipped": skipped, "cases": case_ids, "channel_names": list(channel_names),
             "labels": dataset_json.get("labels")}
     paths = {key: os.path.join(output_folder, name) for key, name in OUTPUT_FILES.items()}
-    write_outputs(paths, rows, timing, summary, available, reference, meta)
-    return {**paths, "summary": summary, "models": available, "skipped": skipped, "cases": meta["cases"],
+    write_outputs(paths, rows, timing, summary, rows_of, reference, meta)
+    return {**paths, "summary": summary, "models": rows_of, "skipped": skipped, "cases": meta["cases"],
             "preprocess_calls": preprocess_calls, "predictions": predictions}
 
 
@@ -262,12 +287,15 @@ def main() -> None:
                         help=f"also BraTS's official lesion-wise Dice and HD95 for this task ({', '.join(TASKS)}), "
                              "computed by the optional package brats-evaluation (pip install "
                              "'nnunetv2-mstkd[brats]')")
+    parser.add_argument("--ensemble", action="store_true",
+                        help="also score each -tr model's ensemble of the -f folds (as mstkd_predict -f ... "
+                             "predicts it) on the -i/-l cases, as a row TRAINER_ensemble")
     parser.add_argument("--disable_progress_bar", action="store_true", help="no progress bar")
     args = parser.parse_args()
     try:
         out = run_benchmark(args.d, args.c, args.f, args.tr, args.o, args.p, args.i, args.l, args.device, args.chk,
                             args.disable_tta, args.step_size, args.reference, args.save_predictions,
-                            not args.disable_progress_bar, args.dedicated, args.brats_metrics)
+                            not args.disable_progress_bar, args.dedicated, args.brats_metrics, args.ensemble)
     except (ValueError, FileNotFoundError, ImportError) as e:
         parser.exit(1, f"mstkd_benchmark: error: {e}\n")
     except RuntimeError as e:
