@@ -47,6 +47,17 @@ def _read(path) -> np.ndarray:
     return sitk.GetArrayFromImage(sitk.ReadImage(str(path)))
 
 
+def _one_test_case(root, tmp_path):
+    """``(case, folder)``: a folder with one of the two test cases (keeps runs short; labelsTs holds both)."""
+    raw = _dataset_folder(root, "raw")
+    case = sorted(p.name[:-len(".nii.gz")] for p in (raw / "labelsTs").glob("*.nii.gz"))[0]
+    images = tmp_path / "images"
+    images.mkdir()
+    for f in (raw / "imagesTs").glob(f"{case}_*.nii.gz"):
+        (images / f.name).symlink_to(f)
+    return case, images
+
+
 @pytest.fixture(scope="module")
 def benchmark_run(planned_dataset, train_model, tmp_path_factory):
     """The console script on fold 0's validation cases: both models, one untrained trainer, saved predictions."""
@@ -186,12 +197,7 @@ def test_folder_mode_on_a_test_case_preprocesses_it_once_for_both_models(benchma
 
     monkeypatch.setattr(MissingModalityPredictor, "preprocess", counted)
     raw = _dataset_folder(root, "raw")
-    # One of the two test cases keeps the run short; labelsTs holds both references.
-    case = sorted(p.name[:-len(".nii.gz")] for p in (raw / "labelsTs").glob("*.nii.gz"))[0]
-    images = tmp_path / "images"
-    images.mkdir()
-    for f in (raw / "imagesTs").glob(f"{case}_*.nii.gz"):
-        (images / f.name).symlink_to(f)
+    case, images = _one_test_case(root, tmp_path)
     out = run_benchmark(987, CONFIGURATION, 0, MODELS, str(tmp_path / "ts"), PLANS, str(images),
                         str(raw / "labelsTs"), device="cpu", disable_tta=True, progress=False)
     assert out["cases"] == [case] and calls == [case]
@@ -254,11 +260,7 @@ def test_ensemble_row_is_what_mstkd_predict_predicts_with_those_folds(benchmark_
     (folder / "fold_1").mkdir()
     torch.save(ckpt, folder / "fold_1" / "checkpoint_final.pth")
     raw = _dataset_folder(root, "raw")
-    case = sorted(p.name[:-len(".nii.gz")] for p in (raw / "labelsTs").glob("*.nii.gz"))[0]
-    images = tmp_path / "images"
-    images.mkdir()
-    for f in (raw / "imagesTs").glob(f"{case}_*.nii.gz"):
-        (images / f.name).symlink_to(f)
+    case, images = _one_test_case(root, tmp_path)
     try:
         run([bin_path("mstkd_benchmark"), "-d", "987", "-c", CONFIGURATION, "-f", "0", "1", "-p", PLANS, "-tr", model,
              "-i", str(images), "-l", str(raw / "labelsTs"), "--ensemble", "--save_predictions", "-o",
