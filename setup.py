@@ -40,7 +40,7 @@ setup(
             "mstkd_synth = nnunetv2_mstkd.data.synthetic:main",
             "mstkd_apply_plans = nnunetv2_mstkd.plans.plan_cpu:main",
             "mstkd_predict = nnunetv2_mstkd.inference.predict:main",
-            "mstkd_benchmark = nnunetv2_mstkd.evaluation.benchmark:main",
+            "mstkd_benchmark = nnunetv2_mstkd.evaluation.benchmark_cli:main",
             "mstkd_subset_floor = nnunetv2_mstkd.evaluation.subset_floor_cli:main",
             "mstkd_convert = nnunetv2_mstkd.data.convert.cli:main",
         ]

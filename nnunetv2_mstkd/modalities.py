@@ -113,6 +113,18 @@ def subset_label(present: Iterable[int], channel_names: Sequence[str]) -> str:
     return "+".join(names)
 
 
+def subset_suffix(subset: Iterable[int], channel_names: Sequence[str]) -> str:
+    """A subset's sequences in BraTS order joined by ``_``, as in trainer names: ``(3, 1)`` -> ``T1ce_FLAIR``.
+
+    Raises:
+        ValueError: If a channel is not one of the BraTS sequences (any alias).
+    """
+    canon = [canonical_name(channel_names[i]) for i in subset]
+    if None in canon:
+        raise ValueError(f"Channels {list(channel_names)} are not the BraTS sequences {list(BRATS_CHANNELS)}.")
+    return "_".join(sorted(canon, key=BRATS_CHANNELS.index))
+
+
 def presence_mask(present: Iterable[int], num_channels: int) -> np.ndarray:
     """Boolean vector, True for each channel that is present."""
     m = np.zeros(num_channels, dtype=bool)

@@ -18,7 +18,8 @@ import SimpleITK as sitk
 import torch
 
 from nnunetv2_mstkd.atomic_io import atomic_path
-from nnunetv2_mstkd.evaluation.benchmark import OUTPUT_FILES, main, run_benchmark
+from nnunetv2_mstkd.evaluation.benchmark import OUTPUT_FILES, run_benchmark
+from nnunetv2_mstkd.evaluation.benchmark_cli import main
 from nnunetv2_mstkd.evaluation.cases import folder_cases
 from nnunetv2_mstkd.evaluation.output_folder import timing_markdown
 from nnunetv2_mstkd.inference.predictor import MissingModalityPredictor

@@ -13,9 +13,9 @@ import SimpleITK as sitk
 import torch
 
 from nnunetv2_mstkd.env import trainers_dir
-from nnunetv2_mstkd.evaluation.dedicated_zoo import DEDICATED_ROW, zoo_trainers
+from nnunetv2_mstkd.evaluation.dedicated_zoo import DEDICATED_ROW, dedicated_trainer_name, zoo_trainers
 from nnunetv2_mstkd.modalities import BRATS_CHANNELS, resolve_channels
-from nnunetv2_mstkd.training.dedicated import dedicated_trainer_name, keep_channels
+from nnunetv2_mstkd.training.dedicated import keep_channels
 
 from conftest import CONFIGURATION, PLANS, bin_path, nnunet_env, run
 

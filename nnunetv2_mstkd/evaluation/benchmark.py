@@ -22,7 +22,6 @@ subset scored by the model trained for it (:mod:`~nnunetv2_mstkd.evaluation.dedi
 """
 from __future__ import annotations
 
-import argparse
 import os
 import shlex
 import sys
@@ -34,13 +33,13 @@ from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_datas
 from nnunetv2.utilities.file_path_utilities import get_output_folder
 
 from nnunetv2_mstkd.env import ensure_ext_trainer
-from nnunetv2_mstkd.evaluation.brats_lesionwise import TASKS, lesion_wise_metrics, load_evaluator
+from nnunetv2_mstkd.evaluation.brats_lesionwise import lesion_wise_metrics, load_evaluator
 from nnunetv2_mstkd.evaluation.cases import folder_cases, validation_cases
 from nnunetv2_mstkd.evaluation.dedicated_zoo import DEDICATED_ROW, load_zoo, missing_zoo_models
 from nnunetv2_mstkd.evaluation.folds import fold_summary
 from nnunetv2_mstkd.evaluation.output_folder import machine_description, write_outputs
 from nnunetv2_mstkd.evaluation.subset_loop import BenchmarkModel, evaluate, segmentation_saver
-from nnunetv2_mstkd.evaluation.summary import markdown_table, summarize
+from nnunetv2_mstkd.evaluation.summary import summarize
 from nnunetv2_mstkd.inference.predict import resolve_device
 from nnunetv2_mstkd.inference.predictor import MissingModalityPredictor
 from nnunetv2_mstkd.modalities import paper_subsets, subset_label
@@ -254,64 +253,3 @@ def run_benchmark(dataset: str | int, configuration: str, fold: int | str | Sequ
     write_outputs(paths, rows, timing, summary, rows_of, reference, meta)
     return {**paths, "summary": summary, "models": rows_of, "skipped": skipped, "cases": meta["cases"],
             "preprocess_calls": preprocess_calls, "predictions": predictions}
-
-
-def main() -> None:
-    """Command-line entry point ``mstkd_benchmark``."""
-    parser = argparse.ArgumentParser(
-        description="Evaluate trained nnU-Net models on all 15 MRI modality subsets (absent modalities are zeroed "
-                    "after normalisation) and write per-case scores, the paper-layout table, Wilcoxon tests, "
-                    "timing and a Dice heatmap.")
-    parser.add_argument("-d", required=True, help="dataset ID or name")
-    parser.add_argument("-c", required=True, help="configuration, e.g. 3d_fullres")
-    parser.add_argument("-f", nargs="+", required=True,
-                        help="fold(s): each fold's model on its validation cases (or on -i), or 'all'")
-    parser.add_argument("-tr", nargs="+", default=[], help="trainer class names, one row each")
-    parser.add_argument("--dedicated", default=None, metavar="TEMPLATE",
-                        help="also score a zoo of dedicated models as one row 'dedicated per subset', each subset by "
-                             "its own model; TEMPLATE names them with a {subset} field, e.g. "
-                             "nnUNetTrainerDedicated_{subset} (see trainers/mstkd_dedicated.py)")
-    parser.add_argument("-o", required=True, help="output folder")
-    parser.add_argument("-p", default="nnUNetPlans", help="plans identifier (default: nnUNetPlans)")
-    parser.add_argument("-i", default=None, help="folder of complete test cases CASE_XXXX<ending> (with -l)")
-    parser.add_argument("-l", default=None, help="folder of reference segmentations CASE<ending> (with -i)")
-    parser.add_argument("-device", default="cuda", help="cuda (default), cpu or mps")
-    parser.add_argument("-chk", default="checkpoint_final.pth", help="checkpoint file name")
-    parser.add_argument("--disable_tta", action="store_true", help="no test-time mirroring (faster)")
-    parser.add_argument("-step_size", type=float, default=0.5, help="sliding-window step (fraction of the patch)")
-    parser.add_argument("--reference", default=None,
-                        help="model the Wilcoxon tests compare with the others (default: nnUNetTrainerMSTKD)")
-    parser.add_argument("--save_predictions", action="store_true",
-                        help="also write every segmentation to OUTPUT/predictions/MODEL/SUBSET/")
-    parser.add_argument("--brats-metrics", default=None, choices=TASKS, metavar="TASK",
-                        help=f"also BraTS's official lesion-wise Dice and HD95 for this task ({', '.join(TASKS)}), "
-                             "computed by the optional package brats-evaluation (pip install "
-                             "'nnunetv2-mstkd[brats]')")
-    parser.add_argument("--ensemble", action="store_true",
-                        help="also score each -tr model's ensemble of the -f folds (as mstkd_predict -f ... "
-                             "predicts it) on the -i/-l cases, as a row TRAINER_ensemble")
-    parser.add_argument("--disable_progress_bar", action="store_true", help="no progress bar")
-    args = parser.parse_args()
-    try:
-        out = run_benchmark(args.d, args.c, args.f, args.tr, args.o, args.p, args.i, args.l, args.device, args.chk,
-                            args.disable_tta, args.step_size, args.reference, args.save_predictions,
-                            not args.disable_progress_bar, args.dedicated, args.brats_metrics, args.ensemble)
-    except (ValueError, FileNotFoundError, ImportError) as e:
-        parser.exit(1, f"mstkd_benchmark: error: {e}\n")
-    except RuntimeError as e:
-        if "-device" not in str(e):
-            raise
-        parser.exit(1, f"mstkd_benchmark: error: {e}\n")
-    summary = out["summary"]
-    print(markdown_table(summary, summary["subsets"], out["models"]))
-    for trainer, reason in out["skipped"].items():
-        print(f"Skipped {trainer}: {reason}")
-    print("Outputs:")
-    for key in OUTPUT_FILES:
-        print(f"  {out[key]}")
-    if out["predictions"]:
-        print(f"  {out['predictions']}/")
-
-
-if __name__ == "__main__":
-    main()

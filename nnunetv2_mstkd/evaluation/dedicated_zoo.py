@@ -14,11 +14,30 @@ from nnunetv2.utilities.file_path_utilities import get_output_folder
 
 from nnunetv2_mstkd.evaluation.subset_loop import BenchmarkModel
 from nnunetv2_mstkd.inference.predictor import MissingModalityPredictor
-from nnunetv2_mstkd.modalities import BRATS_CHANNELS, paper_subsets, subset_label
-from nnunetv2_mstkd.training.dedicated import dedicated_trainer_name
+from nnunetv2_mstkd.modalities import BRATS_CHANNELS, paper_subsets, subset_label, subset_suffix
 
 #: The zoo's name in the tables.
 DEDICATED_ROW = "dedicated per subset"
+
+#: Default name template of the 15 dedicated trainers (``trainers/mstkd_dedicated.py``).
+DEDICATED_TEMPLATE = "nnUNetTrainerDedicated_{subset}"
+
+
+def dedicated_trainer_name(subset, channel_names, template: str = DEDICATED_TEMPLATE) -> str:
+    """The trainer class trained on ``subset``, e.g. ``nnUNetTrainerDedicated_T1ce_FLAIR``.
+
+    Args:
+        subset: Present channel indices of the dataset.
+        channel_names: The dataset's channel names (any alias of the BraTS names).
+        template: Name with a ``{subset}`` field, e.g. ``nnUNetTrainerDedicated_{subset}_10ep25it``.
+
+    Raises:
+        ValueError: If the template has no ``{subset}`` field or a channel is not a BraTS sequence.
+    """
+    if "{subset}" not in template:
+        raise ValueError(f"The dedicated-model template {template!r} needs a '{{subset}}' field, "
+                         f"e.g. {DEDICATED_TEMPLATE}_10ep25it.")
+    return template.format(subset=subset_suffix(subset, channel_names))
 
 
 def zoo_trainers(template: str) -> dict[str, str]:

@@ -27,31 +27,6 @@ from torch import nn
 
 from nnunetv2_mstkd.modalities import BRATS_CHANNELS, canonical_name
 
-#: Default name template of the 15 dedicated trainers (``trainers/mstkd_dedicated.py``).
-DEDICATED_TEMPLATE = "nnUNetTrainerDedicated_{subset}"
-
-
-def dedicated_trainer_name(subset: Sequence[int], channel_names: Sequence[str],
-                           template: str = DEDICATED_TEMPLATE) -> str:
-    """The trainer class trained on ``subset``, e.g. ``nnUNetTrainerDedicated_T1ce_FLAIR``.
-
-    Args:
-        subset: Present channel indices of the dataset.
-        channel_names: The dataset's channel names (any alias of the BraTS names).
-        template: Name with a ``{subset}`` field, e.g. ``nnUNetTrainerDedicated_{subset}_10ep25it``.
-
-    Raises:
-        ValueError: If the template has no ``{subset}`` field or a channel is not a BraTS sequence.
-    """
-    if "{subset}" not in template:
-        raise ValueError(f"The dedicated-model template {template!r} needs a '{{subset}}' field, "
-                         f"e.g. {DEDICATED_TEMPLATE}_10ep25it.")
-    canon = [canonical_name(channel_names[i]) for i in subset]
-    if None in canon:
-        raise ValueError(f"Channels {list(channel_names)} are not the BraTS sequences {list(BRATS_CHANNELS)}; "
-                         f"the dedicated trainers are named after those.")
-    return template.format(subset="_".join(sorted(canon, key=BRATS_CHANNELS.index)))
-
 
 def keep_channels(network: nn.Module, channels: Sequence[int], num_channels: int) -> nn.Module:
     """Make ``network`` zero every input channel outside ``channels`` before each forward; returns it."""
