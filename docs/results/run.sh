@@ -103,8 +103,8 @@ fi
 # with BraTS's lesion-wise metrics, merged with merge_folds.py.
 DED="T1 T1ce T2 FLAIR T1_T1ce T1_T2 T1_FLAIR T1ce_T2 T1ce_FLAIR T2_FLAIR T1_T1ce_T2 T1_T1ce_FLAIR T1_T2_FLAIR T1ce_T2_FLAIR T1_T1ce_T2_FLAIR"
 if want heldout_dedicated; then
-    for F in 0 1 2; do for D in $DED; do train 993 $F "nnUNetTrainerDedicated_${D}_$S"; done; done
-    for F in 0 1 2; do
+    for F in 0 1 2; do  # fold by fold, so that each fold's result exists as soon as its zoo is trained
+        for D in $DED; do train 993 $F "nnUNetTrainerDedicated_${D}_$S"; done
         bench "$WORK/heldout_dedicated_f$F" 993 "$F" $(for T in $HF; do echo "${T}_$S"; done) \
             --dedicated "nnUNetTrainerDedicated_{subset}_$S" --brats-metrics gli
     done
