@@ -39,6 +39,16 @@ def test_cells_by_hand():
     assert a["p_holm"] == pytest.approx(0.5) and b["p_holm"] == pytest.approx(0.5)
 
 
+def test_holm_within_each_region():
+    """Two regions holding the same two cells: over all four cells p 0.25 becomes 1.0, per region 0.5."""
+    both = rows() + [{**r, "region": "TC"} for r in rows()]
+    per_region = subset_floor(both, "model", ["base1", "base2"], ["A", "B"], ["ET", "TC"], holm_per_region=True)
+    overall = subset_floor(both, "model", ["base1", "base2"], ["A", "B"], ["ET", "TC"])
+    assert [c["p_holm"] for c in per_region] == pytest.approx([0.5, 0.5, 0.5, 0.5])
+    assert {c["holm_family"] for c in per_region} == {2} and {c["holm_family"] for c in overall} == {4}
+    assert [c["p_holm"] for c in overall] == pytest.approx([1.0, 1.0, 1.0, 1.0])
+
+
 def test_missing_model_is_refused():
     with pytest.raises(ValueError, match="base3"):
         subset_floor(rows(), "model", ["base3"], ["A"], ["ET"])

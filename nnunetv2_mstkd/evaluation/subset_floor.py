@@ -29,7 +29,8 @@ def _scores(rows: Iterable[dict], metric: str) -> dict[tuple[str, str, str], dic
 
 
 def subset_floor(rows: Iterable[dict], model: str, baselines: Sequence[str], subsets: Sequence[str],
-                 regions: Sequence[str], margin: float = 1.0, metric: str = "Dice") -> list[dict]:
+                 regions: Sequence[str], margin: float = 1.0, metric: str = "Dice",
+                 holm_per_region: bool = False) -> list[dict]:
     """Per (subset, region): ``model`` against the better of ``baselines`` in that cell.
 
     Args:
@@ -40,12 +41,14 @@ def subset_floor(rows: Iterable[dict], model: str, baselines: Sequence[str], sub
         regions: Region names, in the order of the output.
         margin: Allowed shortfall in display units (Dice points).
         metric: ``"Dice"`` (higher is better; the only one supported).
+        holm_per_region: Holm within each region (over its subsets) instead of over all cells.
 
     Returns:
         One dict per cell, subsets outer, with ``subset, region, n`` (cases both have), ``model_mean``,
         ``baseline`` (the better baseline's name), ``baseline_mean``, ``diff`` (model − baseline, in display
         units), ``ci_low``, ``ci_high`` (95 % t-interval of the mean paired difference), ``p`` (two-sided
-        Wilcoxon), ``p_holm`` (over all cells), ``holds`` (``diff >= -margin``) and ``worse``
+        Wilcoxon), ``p_holm`` (over all cells, or the region's), ``holm_family`` (how many cells),
+        ``holds`` (``diff >= -margin``) and ``worse``
         (``diff < 0`` and ``p_holm < 0.05``).
 
     Raises:
@@ -74,9 +77,11 @@ def subset_floor(rows: Iterable[dict], model: str, baselines: Sequence[str], sub
                         "model_mean": scale * float(np.mean([mine[c] for c in cases])), "baseline": base,
                         "baseline_mean": scale * float(np.mean([theirs[c] for c in cases])), "diff": diff,
                         "ci_low": diff - half, "ci_high": diff + half, "p": p, "holds": diff >= -margin})
-    for r, adjusted in zip(out, holm([r["p"] for r in out])):
-        r["p_holm"] = adjusted
-        r["worse"] = bool(r["diff"] < 0 and adjusted < 0.05)
+    families = [[r for r in out if r["region"] == region] for region in regions] if holm_per_region else [out]
+    for family in families:
+        for r, adjusted in zip(family, holm([r["p"] for r in family])):
+            r["p_holm"], r["holm_family"] = adjusted, len(family)
+            r["worse"] = bool(r["diff"] < 0 and adjusted < 0.05)
     return out
 
 
@@ -93,7 +98,8 @@ def subset_floor_markdown(cells: Sequence[dict], model: str, margin: float = 1.0
     short = sum(not c["holds"] for c in cells)
     worse = sum(c["worse"] for c in cells)
     lines += ["", f"{model}: {len(cells) - short} of {len(cells)} cells at least the better baseline − "
-                  f"{margin:g}; {worse} significantly worse after Holm over {len(cells)}."]
+                  f"{margin:g}; {worse} significantly worse after Holm over {cells[0]['holm_family']}"
+                  f"{' (per region)' if cells[0]['holm_family'] < len(cells) else ''}."]
     return "\n".join(lines)
 
 

@@ -11,7 +11,7 @@ from nnunetv2_mstkd.evaluation.subset_floor import plot_subset_floor, subset_flo
 
 
 def write_subset_floor(bench: str | Path, model: str, baselines: list[str], out: str | Path | None = None,
-                       margin: float = 1.0) -> list[dict]:
+                       margin: float = 1.0, holm_per_region: bool = False) -> list[dict]:
     """Read ``bench``'s ``per_case.csv`` and ``summary.json``; write ``subset_floor.{md,csv,png}`` to ``out``.
 
     Returns:
@@ -32,7 +32,8 @@ def write_subset_floor(bench: str | Path, model: str, baselines: list[str], out:
         raise ValueError(f"{unknown} not in the benchmark {bench}; its models: {summary['models']}.")
     with open(bench / "per_case.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    cells = subset_floor(rows, model, baselines, summary["subsets"], summary["regions"], margin)
+    cells = subset_floor(rows, model, baselines, summary["subsets"], summary["regions"], margin,
+                         holm_per_region=holm_per_region)
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(str(out / "subset_floor.md")) as tmp:
         Path(tmp).write_text(f"# {model} against the better of {', '.join(baselines)}, per subset\n\n"
@@ -53,8 +54,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("-b", nargs="+", required=True, help="baselines it must not fall behind")
     parser.add_argument("-o", default=None, help="output folder (default: the benchmark folder)")
     parser.add_argument("--margin", type=float, default=1.0, help="allowed shortfall in Dice points (default 1)")
+    parser.add_argument("--holm-per-region", action="store_true",
+                        help="Holm within each region over its subsets (default: over all cells)")
     args = parser.parse_args(argv)
-    cells = write_subset_floor(args.bench, args.m, args.b, args.o, args.margin)
+    cells = write_subset_floor(args.bench, args.m, args.b, args.o, args.margin, args.holm_per_region)
     short = sum(not c["holds"] for c in cells)
     worse = sum(c["worse"] for c in cells)
     print(f"{args.m}: {len(cells) - short}/{len(cells)} cells at least the better baseline - {args.margin:g}; "
