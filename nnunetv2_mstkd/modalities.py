@@ -132,7 +132,8 @@ def presence_mask(present: Iterable[int], num_channels: int) -> np.ndarray:
     return m
 
 
-def zero_absent_channels(x: torch.Tensor | np.ndarray, present: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
+def zero_absent_channels(x: torch.Tensor | np.ndarray, present: torch.Tensor | np.ndarray,
+                         allow_all_absent: bool = False) -> torch.Tensor | np.ndarray:
     """Zero the absent channels of a normalised image or batch.
 
     This is the single definition of "absent" in the project (METHOD §2): the
@@ -141,12 +142,14 @@ def zero_absent_channels(x: torch.Tensor | np.ndarray, present: torch.Tensor | n
     Args:
         x: ``(C, *spatial)`` for one case or ``(B, C, *spatial)`` for a batch.
         present: Boolean ``(C,)`` for one case, or ``(B, C)`` for a batch.
+        allow_all_absent: Accept a sample with no channel present (a dedicated model given none of its
+            sequences sees zeros); refused by default.
 
     Returns:
         A new array/tensor of the same type, dtype and device as ``x``.
 
     Raises:
-        ValueError: If every channel of a sample would be absent, or shapes disagree.
+        ValueError: If every channel of a sample would be absent (unless allowed), or shapes disagree.
     """
     import torch
 
@@ -161,7 +164,7 @@ def zero_absent_channels(x: torch.Tensor | np.ndarray, present: torch.Tensor | n
     if m.shape[-1] != x.shape[c_axis] or (batched and m.shape[0] != x.shape[0]):
         raise ValueError(f"Presence mask of shape {tuple(m.shape)} does not match image of shape "
                          f"{tuple(x.shape)} (channels on axis {c_axis}).")
-    if not bool(m.any(-1).all()):
+    if not allow_all_absent and not bool(m.any(-1).all()):
         raise ValueError("Every channel is absent in at least one sample; at least one modality must be present.")
     shape = tuple(m.shape) + (1,) * (x.ndim - m.ndim)
     m = m.reshape(shape)

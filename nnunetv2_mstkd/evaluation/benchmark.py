@@ -33,9 +33,9 @@ from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_datas
 from nnunetv2.utilities.file_path_utilities import get_output_folder
 
 from nnunetv2_mstkd.env import ensure_ext_trainer
-from nnunetv2_mstkd.evaluation.brats_lesionwise import lesion_wise_metrics, load_evaluator
+from nnunetv2_mstkd.evaluation.brats_lesionwise import check_brats_regions, lesion_wise_metrics, load_evaluator
 from nnunetv2_mstkd.evaluation.cases import folder_cases, validation_cases
-from nnunetv2_mstkd.evaluation.dedicated_zoo import DEDICATED_ROW, load_zoo, missing_zoo_models
+from nnunetv2_mstkd.evaluation.dedicated_zoo import DEDICATED_ROW, load_zoo, zoo_trainers
 from nnunetv2_mstkd.evaluation.folds import fold_summary
 from nnunetv2_mstkd.evaluation.output_folder import machine_description, write_outputs
 from nnunetv2_mstkd.evaluation.subset_loop import BenchmarkModel, evaluate, segmentation_saver
@@ -169,12 +169,12 @@ def run_benchmark(dataset: str | int, configuration: str, fold: int | str | Sequ
     for f in folds:
         for trainer, reason in missing_checkpoints(dataset, configuration, f, trainers, plans, checkpoint_name).items():
             skipped.setdefault(trainer, reason)
-    zoo_missing = {label: cmd for f in folds for label, cmd in
-                   (missing_zoo_models(dataset_name, dedicated, plans, configuration, f, checkpoint_name)
-                    if dedicated else {}).items()}
+    label_of = {trainer: label for label, trainer in (zoo_trainers(dedicated) if dedicated else {}).items()}
+    zoo_missing = {label_of[t]: reason for f in folds for t, reason in
+                   missing_checkpoints(dataset, configuration, f, list(label_of), plans, checkpoint_name).items()}
     if zoo_missing:
-        skipped[DEDICATED_ROW] = (f"no dedicated model ({checkpoint_name}) for {len(zoo_missing)} subset(s); train "
-                                  "them with:\n" + "\n".join(f"    {c}  # {s}" for s, c in zoo_missing.items()))
+        skipped[DEDICATED_ROW] = (f"no dedicated model for {len(zoo_missing)} subset(s):\n" +
+                                  "\n".join(f"    {s}: {reason}" for s, reason in zoo_missing.items()))
     for trainer, reason in skipped.items():
         print(f"WARNING: skipping {trainer}: {reason}", file=sys.stderr)
     available = [t for t in trainers if t not in skipped] + ([DEDICATED_ROW] if dedicated and not zoo_missing else [])
@@ -195,8 +195,7 @@ def run_benchmark(dataset: str | int, configuration: str, fold: int | str | Sequ
     for f in folds:
         models = [BenchmarkModel(t, load(t, (f,))) for t in available if t != DEDICATED_ROW]
         if DEDICATED_ROW in available:
-            models.append(load_zoo(dataset_name, dedicated, plans, configuration, f, checkpoint_name, device,
-                                   step_size, not disable_tta))
+            models.append(load_zoo(dedicated, lambda trainer, f=f: load(trainer, (f,))))
         predictor = models[0].predictor
         channel_names, dataset_json = predictor.channel_names, predictor.dataset_json
         if images is None:
@@ -212,9 +211,8 @@ def run_benchmark(dataset: str | int, configuration: str, fold: int | str | Sequ
             if predictions else None
         regions = evaluation_regions(dataset_json)
         lesion_wise = None if evaluator is None else partial(lesion_wise_metrics, evaluator, regions=regions)
-        if evaluator is not None and set(regions) != {"WT", "TC", "ET"}:
-            raise ValueError(f"--brats-metrics needs the BraTS regions WT, TC and ET; {dataset_name}'s labels give "
-                             f"{list(regions)}.")
+        if evaluator is not None:
+            check_brats_regions(regions)
         result = evaluate(models, cases, subsets, regions, saver, progress, lesion_wise)
         tag = {"fold": f} if len(folds) > 1 else {}
         rows += [{**r, **tag} for r in result.rows]

@@ -46,6 +46,21 @@ HD95_PENALTY = 373.0
 GROUPS: dict[str, str] = {"WT": "wt", "TC": "tc", "ET": "et"}
 
 
+@contextlib.contextmanager
+def _quiet():
+    """panoptica prints a citation banner and warns about the NSD threshold and overlapping label groups."""
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+def check_brats_regions(regions: Mapping[str, Sequence[int]]) -> None:
+    """Raise ValueError unless ``regions`` are WT, TC and ET (the only ones the GLI labels encode)."""
+    if set(regions) != set(GROUPS):
+        raise ValueError(f"BraTS lesion-wise metrics need the regions WT, TC and ET; this dataset's are "
+                         f"{list(regions)}.")
+
+
 def load_evaluator(task: str):
     """The package's evaluator of a bundled BraTS task.
 
@@ -61,8 +76,7 @@ def load_evaluator(task: str):
         from panoptica import Panoptica_Evaluator
     except ImportError as e:
         raise ImportError(EXTRA_HINT) from e
-    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with _quiet():
         return Panoptica_Evaluator.load_from_config(str(brats_evaluation.config_path(task)))
 
 
@@ -72,9 +86,7 @@ def to_gli_labels(labels: np.ndarray, regions: Mapping[str, Sequence[int]]) -> n
     Raises:
         ValueError: If ``regions`` are not WT, TC and ET.
     """
-    if set(regions) != set(GROUPS):
-        raise ValueError(f"BraTS lesion-wise metrics need the regions WT, TC and ET; this dataset's are "
-                         f"{list(regions)}.")
+    check_brats_regions(regions)
     out = np.zeros(labels.shape, dtype=np.uint8)
     out[np.isin(labels, regions["WT"])] = 2
     out[np.isin(labels, regions["TC"])] = 1
@@ -103,8 +115,7 @@ def lesion_wise_metrics(evaluator, pred_labels: np.ndarray, ref_labels: np.ndarr
         regions: Our region definitions (WT, TC, ET).
     """
     pred, ref = to_gli_labels(pred_labels, regions), to_gli_labels(ref_labels, regions)
-    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # panoptica warns about the NSD threshold and overlapping groups
+    with _quiet():
         results = evaluator.evaluate(pred, ref, voxelspacing=tuple(float(s) for s in spacing), verbose=False,
                                      skip_groups=["netc", "snfh", "rc"])
     out = {}

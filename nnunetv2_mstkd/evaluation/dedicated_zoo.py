@@ -1,16 +1,13 @@
 """A zoo of dedicated models scored as one benchmark row: each subset by the model trained for it.
 
 The zoo's trainers are named by a template with a ``{subset}`` field
-(:func:`~nnunetv2_mstkd.training.dedicated.dedicated_trainer_name`), by default
+(:func:`dedicated_trainer_name`), by default
 ``nnUNetTrainerDedicated_{subset}``: ``nnUNetTrainerDedicated_T1``, ...,
 ``nnUNetTrainerDedicated_T1_T1ce_T2_FLAIR``. The row is called :data:`DEDICATED_ROW`.
 """
 from __future__ import annotations
 
-import os
-
-import torch
-from nnunetv2.utilities.file_path_utilities import get_output_folder
+from collections.abc import Callable
 
 from nnunetv2_mstkd.evaluation.subset_loop import BenchmarkModel
 from nnunetv2_mstkd.inference.predictor import MissingModalityPredictor
@@ -46,21 +43,7 @@ def zoo_trainers(template: str) -> dict[str, str]:
             for s in paper_subsets(BRATS_CHANNELS)}
 
 
-def missing_zoo_models(dataset_name: str, template: str, plans: str, configuration: str, fold,
-                       checkpoint_name: str) -> dict[str, str]:
-    """Subset label -> the command that trains its missing dedicated model (empty when the zoo is complete)."""
-    missing = {}
-    for label, trainer in zoo_trainers(template).items():
-        folder = get_output_folder(dataset_name, trainer, plans, configuration, fold)
-        if not os.path.isfile(os.path.join(folder, checkpoint_name)):
-            missing[label] = f"nnUNetv2_train {dataset_name} {configuration} {fold} -tr {trainer} -p {plans}"
-    return missing
-
-
-def load_zoo(dataset_name: str, template: str, plans: str, configuration: str, fold, checkpoint_name: str,
-             device: torch.device, step_size: float, use_mirroring: bool) -> BenchmarkModel:
-    """The zoo of one fold as one :class:`BenchmarkModel` named :data:`DEDICATED_ROW`."""
-    by_subset = {label: MissingModalityPredictor.from_model_folder(
-        get_output_folder(dataset_name, trainer, plans, configuration), (fold,), checkpoint_name, device, step_size,
-        use_mirroring, allow_tqdm=False, pair_cpu_batches=True) for label, trainer in zoo_trainers(template).items()}
+def load_zoo(template: str, load: Callable[[str], MissingModalityPredictor]) -> BenchmarkModel:
+    """The zoo as one :class:`BenchmarkModel` named :data:`DEDICATED_ROW`; ``load(trainer)`` gives a predictor."""
+    by_subset = {label: load(trainer) for label, trainer in zoo_trainers(template).items()}
     return BenchmarkModel(DEDICATED_ROW, next(iter(by_subset.values())), by_subset)

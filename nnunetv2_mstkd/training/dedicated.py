@@ -3,7 +3,7 @@
 A dedicated model is the reference every unified missing-modality model is measured against
 (one nnU-Net per sequence combination, as in Ruffle et al. 2023). Here it is nnU-Net's own
 trainer whose network ignores the channels outside its subset: a forward pre-hook zeroes them
-(the project's definition of "absent", as in :func:`~nnunetv2_mstkd.modalities.zero_absent_channels`)
+(the project's one definition of "absent", :func:`~nnunetv2_mstkd.modalities.zero_absent_channels`)
 on every call, in training, in nnU-Net's validation, in ``nnUNetv2_predict`` and in the
 benchmark. It is therefore exactly modality dropout with a single allowed subset. A channel it does
 not use still takes part in nnU-Net's preprocessing (the crop to the non-zero region and the mask of
@@ -25,7 +25,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from nnunetv2_mstkd.modalities import BRATS_CHANNELS, canonical_name
+from nnunetv2_mstkd.modalities import BRATS_CHANNELS, canonical_name, zero_absent_channels
 
 
 def keep_channels(network: nn.Module, channels: Sequence[int], num_channels: int) -> nn.Module:
@@ -34,10 +34,9 @@ def keep_channels(network: nn.Module, channels: Sequence[int], num_channels: int
     present[list(channels)] = True
 
     def zero_others(module: nn.Module, args: tuple) -> tuple:
-        # the rule of zero_absent_channels, without its refusal of an all-absent sample: a dedicated model
-        # scored on a subset that lacks all of its sequences sees zeros, which is what it would get
+        # a dedicated model scored on a subset that lacks all of its sequences sees zeros, what it would get
         x = args[0]
-        return (x * present.reshape(1, -1, *(1,) * (x.ndim - 2)).to(device=x.device, dtype=x.dtype), *args[1:])
+        return (zero_absent_channels(x, present.expand(x.shape[0], num_channels), allow_all_absent=True), *args[1:])
 
     network.register_forward_pre_hook(zero_others)
     return network
