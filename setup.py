@@ -42,6 +42,7 @@ setup(
             "mstkd_predict = nnunetv2_mstkd.inference.predict:main",
             "mstkd_benchmark = nnunetv2_mstkd.evaluation.benchmark_cli:main",
             "mstkd_subset_floor = nnunetv2_mstkd.evaluation.subset_floor_cli:main",
+            "mstkd_rank_models = nnunetv2_mstkd.evaluation.rank_models:main",
             "mstkd_convert = nnunetv2_mstkd.data.convert.cli:main",
         ]
     },

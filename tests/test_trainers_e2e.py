@@ -1,7 +1,9 @@
 """Every trainer trains and validates through the stock ``nnUNetv2_train -device cpu``."""
 from __future__ import annotations
 
+import csv
 import glob
+import json
 import os
 import subprocess
 
@@ -81,7 +83,12 @@ def test_baselines_and_ablations_train(train_model, trainer, present, absent):
         assert any(k.startswith("transformers.") for k in ckpt["network_weights"])
     else:
         assert not any(k.startswith("transformers.") for k in ckpt["network_weights"])
-    assert os.path.isfile(os.path.join(folder, "fold_0", "validation", "summary.json"))
+    nnunet = json.load(open(os.path.join(folder, "fold_0", "validation", "summary.json")))
+    # the 15-subset validation beside nnU-Net's: its complete-input column is nnU-Net's own validation
+    subsets = json.load(open(os.path.join(folder, "fold_0", "validation_subsets", "summary.json")))
+    assert len(subsets["subsets"]) == 15 and subsets["regions"] == ["WT", "TC", "ET"]
+    assert subsets["complete_input_dice"] == pytest.approx(nnunet["foreground_mean"]["Dice"], abs=1e-3)
+    assert 0 < subsets["subset_mean_dice"] < 1
 
 
 def test_missing_teacher_prints_the_command_that_trains_it(planned_dataset):
@@ -116,3 +123,20 @@ def test_a_trained_student_travels_without_its_teacher(train_model, planned_data
     run([bin_path("mstkd_predict"), "-i", str(images), "-o", str(tmp_path / "pred"), "-m", str(moved), "-f", "0",
          "--missing", "T1ce", "-device", "cpu", "--disable_tta", "-npp", "0", "-nps", "1"], env)
     assert len(list((tmp_path / "pred").glob("*.nii.gz"))) == 2
+
+
+def test_models_rank_by_their_mean_over_subsets(train_model, planned_dataset, tmp_path):
+    """mstkd_rank_models orders trained folds by the 15-subset mean and names the command for a missing one."""
+    from conftest import run
+
+    root, dataset_id = planned_dataset
+    folders = {t: train_model(t) for t in ("nnUNetTrainerModalityDropout_1ep10it", TEACHER)}
+    means = {t: json.load(open(os.path.join(f, "fold_0", "validation_subsets", "summary.json")))["subset_mean_dice"]
+             for t, f in folders.items()}
+    proc = run([bin_path("mstkd_rank_models"), "-d", str(dataset_id), "-c", CONFIGURATION, "-p", PLANS, "-f", "0",
+                "-tr", *folders, "nnUNetTrainer_5ep25it", "-o", str(tmp_path)], train_env(root))
+    assert "-tr nnUNetTrainer_5ep25it --val" in proc.stderr
+    rows = list(csv.DictReader(open(tmp_path / "subset_ranking.csv")))
+    assert [r["trainer"] for r in rows] == sorted(means, key=lambda t: -means[t])
+    assert [float(r["subset_mean_dice"]) for r in rows] == pytest.approx(sorted(means.values(), reverse=True))
+    assert "| 1 |" in (tmp_path / "subset_ranking.md").read_text()

@@ -81,7 +81,7 @@ def evaluate(models: Sequence[BenchmarkModel], cases: Sequence[EvalCase], subset
              on_segmentation: Callable[[EvalCase, BenchmarkModel, str, np.ndarray, PreprocessedCase], None]
              | None = None, progress: bool = True,
              lesion_wise: Callable[[np.ndarray, np.ndarray, tuple], dict[str, dict[str, float]]] | None = None,
-             ) -> BenchmarkResult:
+             preprocessed: Callable[[EvalCase], PreprocessedCase] | None = None) -> BenchmarkResult:
     """Score every model on every case under every modality subset.
 
     Args:
@@ -94,6 +94,8 @@ def evaluate(models: Sequence[BenchmarkModel], cases: Sequence[EvalCase], subset
         progress: Show a progress bar over case x model x subset steps.
         lesion_wise: ``(segmentation, reference, spacing) -> {region: {metric: value}}``, e.g. BraTS's
             lesion-wise metrics (:mod:`~nnunetv2_mstkd.evaluation.brats_lesionwise`), added to each row.
+        preprocessed: Returns a case already preprocessed (e.g. from nnU-Net's preprocessed training
+            data) instead of preprocessing ``case.images`` with the first model's predictor.
 
     Raises:
         ValueError: If the models' channels differ, or a prediction and its reference differ in shape.
@@ -119,7 +121,8 @@ def evaluate(models: Sequence[BenchmarkModel], cases: Sequence[EvalCase], subset
                 if model.key not in cache:
                     bar.set_postfix_str(f"{case.case_id} | {model.name} | preprocessing")
                     start = time.perf_counter()
-                    pre = model.predictor.preprocess(case.images, case.case_id)
+                    pre = preprocessed(case) if preprocessed is not None \
+                        else model.predictor.preprocess(case.images, case.case_id)
                     cache[model.key] = (pre, time.perf_counter() - start, model.name)
                     result.preprocess_calls.append((case.case_id, model.name))
                     own = True

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import torch
 
 from nnunetv2_mstkd.modalities import all_subsets, zero_absent_channels
+from nnunetv2_mstkd.training.subset_validation import SubsetValidationMixin
 
 
 def subset_table(num_channels: int, subsets: Sequence[Sequence[int]] | None = None) -> torch.Tensor:
@@ -71,23 +72,17 @@ def drop_modalities(data: torch.Tensor, subsets: Sequence[Sequence[int]] | None 
     return zero_absent_channels(data, present), present.to(data.device)
 
 
-class ModalityDropoutMixin:
-    """Trainer mix-in: modality dropout on the training batches only.
+class ModalityDropoutMixin(SubsetValidationMixin):
+    """Trainer mix-in: modality dropout on the training batches; validation and selection over the same subsets.
 
     Class attributes (override in a subclass, the nnU-Net way):
         modality_subsets: Allowed subsets (channel-index tuples) or None for all non-empty ones.
         modality_subset_weights: Relative sampling weights or None for uniform.
+        subset_validation, subset_validation_at_end: see
+            :class:`~nnunetv2_mstkd.training.subset_validation.SubsetValidationMixin`.
     """
 
-    modality_subsets: tuple[tuple[int, ...], ...] | None = None
     modality_subset_weights: tuple[float, ...] | None = None
-
-    def num_image_channels(self) -> int:
-        """The dataset's image channels (``dataset.json``); a cascade's previous-stage channels come after them."""
-        names = self.dataset_json.get("channel_names", self.dataset_json.get("modality"))
-        if not names:
-            raise ValueError("dataset.json has no 'channel_names': modality dropout needs to know the image channels.")
-        return len(names)
 
     def drop_modalities(self, data: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Apply this trainer's modality dropout to the image channels of a batch; any others pass through.
@@ -95,11 +90,9 @@ class ModalityDropoutMixin:
         Returns:
             ``(batch, presence mask (B, image channels))``.
         """
-        n = self.num_image_channels()
-        if data.shape[1] == n:
-            return drop_modalities(data, self.modality_subsets, self.modality_subset_weights)
-        images, present = drop_modalities(data[:, :n], self.modality_subsets, self.modality_subset_weights)
-        return torch.cat([images, data[:, n:]], dim=1), present
+        present = sample_presence(data.shape[0], self.num_image_channels(), self.modality_subsets,
+                                  self.modality_subset_weights)
+        return self.mask_image_channels(data, present), present.to(data.device)
 
     def train_step(self, batch: dict) -> dict:
         batch = dict(batch)
