@@ -43,6 +43,7 @@ setup(
             "mstkd_benchmark = nnunetv2_mstkd.evaluation.benchmark_cli:main",
             "mstkd_subset_floor = nnunetv2_mstkd.evaluation.subset_floor_cli:main",
             "mstkd_rank_models = nnunetv2_mstkd.evaluation.rank_models:main",
+            "mstkd_pretrained = nnunetv2_mstkd.training.pretrained:main",
             "mstkd_convert = nnunetv2_mstkd.data.convert.cli:main",
         ]
     },

@@ -155,6 +155,25 @@ class MSTKDStudentMixin(ModalityDropoutMixin, MSTKDNetworkMixin):
     def on_train_start(self):
         super().on_train_start()
         self.ensure_teacher()
+        self.report_start_weights()
+
+    def report_start_weights(self) -> list[str]:
+        """Log, at the start of a new run, which weight tensors differ from the teacher's; returns their keys.
+
+        The student starts from the teacher, but ``nnUNetv2_train -pretrained_weights`` copies its file over
+        that afterwards (every key but the segmentation layers, see :mod:`~nnunetv2_mstkd.training.pretrained`);
+        this line makes the replacement visible.
+        """
+        if self.teacher is None or self.current_epoch != 0 or not self.init_from_teacher:
+            return []
+        student, teacher = unwrap(self.network).state_dict(), self.teacher.state_dict()
+        differ = [k for k, v in student.items() if k in teacher and not torch.equal(v, teacher[k])]
+        if differ:
+            self.print_to_log_file(f"{len(differ)} of {len(student)} weight tensors differ from the teacher's (e.g. "
+                                   f"-pretrained_weights replaced them); the teacher still distils.")
+        else:
+            self.print_to_log_file(f"Student starts from the teacher's weights (all {len(student)} tensors).")
+        return differ
 
     def _teacher_candidates(self) -> list[str]:
         from nnunetv2.paths import nnUNet_results
