@@ -20,6 +20,11 @@ settings are smaller:
 3d_fullres and 2d use nnU-Net's default spacing and normalisation, so they share
 the preprocessed data of ``nnUNetPlans`` (the data identifier names nnUNetPlans,
 as nnU-Net's residual-encoder planners do).
+
+``nnUNetPlannerResEncCPU`` is the same with nnU-Net's residual-encoder planner
+(``ResEncUNetPlanner``, the family of ``nnUNetPlannerResEncM/L/XL``): a
+``ResidualEncoderUNet`` with nnU-Net's blocks per stage (1, 3, 4, ...), CPU-sized as above,
+saved as ``nnUNetResEncUNetPlansCPU``.
 """
 from __future__ import annotations
 
@@ -29,8 +34,12 @@ import os
 import numpy as np
 from nnunetv2.experiment_planning.experiment_planners import default_experiment_planner
 from nnunetv2.experiment_planning.experiment_planners.default_experiment_planner import ExperimentPlanner
+from nnunetv2.experiment_planning.experiment_planners.residual_unets.residual_encoder_unet_planners import (
+    ResEncUNetPlanner,
+)
 
 PLANS_IDENTIFIER = "nnUNetPlansCPU"
+RESENC_PLANS_IDENTIFIER = "nnUNetResEncUNetPlansCPU"
 
 
 class nnUNetPlannerCPU(ExperimentPlanner):
@@ -105,3 +114,18 @@ class nnUNetPlannerCPU(ExperimentPlanner):
                         f"(they plan {sorted(plans['configurations'])}). Remove {name!r} from {path}, or point it "
                         f"at one of those, then plan again.")
         super().save_plans(plans)
+
+
+class nnUNetPlannerResEncCPU(nnUNetPlannerCPU, ResEncUNetPlanner):
+    """``nnUNetPlannerCPU``'s sizes with nnU-Net's residual-encoder U-Net (as ``nnUNetPlannerResEncM`` plans it).
+
+    Example::
+
+        nnUNetPlannerResEncCPU(501).plan_experiment()   # writes nnUNetResEncUNetPlansCPU.json
+    """
+
+    def __init__(self, dataset_name_or_id, gpu_memory_target_in_gb: float = 8,
+                 preprocessor_name: str = "DefaultPreprocessor", plans_name: str = RESENC_PLANS_IDENTIFIER,
+                 overwrite_target_spacing=None, suppress_transpose: bool = False):
+        super().__init__(dataset_name_or_id, gpu_memory_target_in_gb, preprocessor_name, plans_name,
+                         overwrite_target_spacing, suppress_transpose)

@@ -10,19 +10,26 @@ Example::
     nnUNetv2_plan_and_preprocess -d 501 -c 3d_fullres -np 1 -npfp 1
     mstkd_apply_plans -d 501                     # writes nnUNetPlansCPU.json
     nnUNetv2_train 501 3d_fullres 0 -p nnUNetPlansCPU -tr nnUNetTrainer_5ep25it -device cpu
+
+``-pl nnUNetPlannerResEncCPU`` plans nnU-Net's residual-encoder U-Net at the same CPU sizes
+(``nnUNetResEncUNetPlansCPU``), the CPU counterpart of ``-pl nnUNetPlannerResEncM``.
 """
 from __future__ import annotations
 
 import argparse
 import os
 
+#: Planners ``-pl`` accepts.
+PLANNERS = ("nnUNetPlannerCPU", "nnUNetPlannerResEncCPU")
 
-def plan_cpu(dataset: str | int, num_processes: int = 1) -> str:
-    """Plan ``dataset`` with ``nnUNetPlannerCPU`` and make sure its preprocessed data exists.
+
+def plan_cpu(dataset: str | int, num_processes: int = 1, planner_name: str = "nnUNetPlannerCPU") -> str:
+    """Plan ``dataset`` with a CPU planner and make sure its preprocessed data exists.
 
     Args:
         dataset: Dataset ID or name (``501`` or ``Dataset501_SynthBraTS``).
         num_processes: Processes for nnU-Net's preprocessing, if it has to run.
+        planner_name: One of :data:`PLANNERS`.
 
     Returns:
         Path of the written plans file.
@@ -39,8 +46,10 @@ def plan_cpu(dataset: str | int, num_processes: int = 1) -> str:
         maybe_convert_to_dataset_name,
     )
 
-    from nnunetv2_mstkd.plans.cpu_planner import nnUNetPlannerCPU
+    from nnunetv2_mstkd.plans import cpu_planner
 
+    if planner_name not in PLANNERS:
+        raise ValueError(f"Unknown planner {planner_name!r}; choose one of {', '.join(PLANNERS)}.")
     if not nnUNet_preprocessed:
         raise RuntimeError("nnUNet_preprocessed is not set. Export nnUNet_raw, nnUNet_preprocessed and "
                            "nnUNet_results as for any nnU-Net command.")
@@ -52,7 +61,7 @@ def plan_cpu(dataset: str | int, num_processes: int = 1) -> str:
     if not os.path.isfile(os.path.join(folder, "dataset_fingerprint.json")):
         raise RuntimeError(f"{name} has not been fingerprinted yet ({folder}/dataset_fingerprint.json is missing). "
                            f"Run first:\n  nnUNetv2_plan_and_preprocess -d {dataset} -c 3d_fullres -np 1 -npfp 1")
-    planner = nnUNetPlannerCPU(name)
+    planner = getattr(cpu_planner, planner_name)(name)
     plans = planner.plan_experiment()
     fullres = plans["configurations"].get("3d_fullres")
     if fullres is not None and not os.path.isdir(os.path.join(folder, fullres["data_identifier"])):
@@ -70,9 +79,12 @@ def main() -> None:
                                                  "features on isotropic data); prints the new plans identifier.")
     parser.add_argument("-d", required=True, help="dataset ID or name")
     parser.add_argument("-np", type=int, default=1, help="processes for preprocessing if needed (default 1)")
+    parser.add_argument("-pl", default="nnUNetPlannerCPU", choices=PLANNERS,
+                        help="nnUNetPlannerCPU (plain U-Net, default) or nnUNetPlannerResEncCPU (nnU-Net's "
+                             "residual-encoder U-Net), both CPU-sized")
     args = parser.parse_args()
     try:
-        path = plan_cpu(args.d, args.np)
+        path = plan_cpu(args.d, args.np, args.pl)
     except (RuntimeError, ValueError) as e:
         parser.exit(1, f"mstkd_apply_plans: error: {e}\n")
     print(f"Wrote {path}\nUse it with: -p {os.path.basename(path)[:-5]}")

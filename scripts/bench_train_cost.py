@@ -15,6 +15,12 @@ what each family costs. Prints a Markdown table.
 
     python scripts/bench_train_cost.py --iterations 20 --rounds 3 [--ablations] [--device cuda]
 
+``--plans`` names the plans (default ``nnUNetPlansCPU``); several plans run interleaved in the same
+rounds, each trainer × plans a row, "× teacher" against the teacher of the same plans.
+``nnUNetResEncUNetPlansCPU`` (nnU-Net's residual-encoder U-Net at CPU size) is planned when missing::
+
+    python scripts/bench_train_cost.py --plans nnUNetPlansCPU nnUNetResEncUNetPlansCPU
+
 ``--full-size`` runs the same at BraTS size instead: cases on BraTS's 240×240×155
 grid planned by nnU-Net's default planner (``nnUNetPlans``, no CPU plans), a few
 iterations per trainer, whether every loss term stayed finite, then one test case
@@ -52,11 +58,15 @@ def _env(workdir: str) -> dict:
     return env
 
 
+#: CPU planner of each plans identifier ``prepare`` can make (``mstkd_apply_plans -pl``).
+CPU_PLANNERS = {"nnUNetPlansCPU": "nnUNetPlannerCPU", "nnUNetResEncUNetPlansCPU": "nnUNetPlannerResEncCPU"}
+
+
 def _dataset_and_plans(full_size: bool) -> tuple[int, str]:
     return (FULL_SIZE_DATASET_ID, "nnUNetPlans") if full_size else (DATASET_ID, "nnUNetPlansCPU")
 
 
-def prepare(workdir: str, full_size: bool) -> None:
+def prepare(workdir: str, full_size: bool, plans_list: tuple[str, ...] = ()) -> None:
     """Synthetic dataset and nnU-Net planning, once: 16 cases of 48³ and the CPU plans, or (``full_size``)
     5 training cases and 1 test case on BraTS's grid with nnU-Net's default plans."""
     env = _env(workdir)
@@ -70,8 +80,10 @@ def prepare(workdir: str, full_size: bool) -> None:
     if not os.path.isfile(f"{workdir}/preprocessed/Dataset{dataset}_SynthBraTS/{plans}.json"):
         subprocess.run([f"{bindir}/nnUNetv2_plan_and_preprocess", "-d", str(dataset), "-c", "3d_fullres",
                         "-np", "1", "-npfp", "1"], env=env, check=True, capture_output=True)
-    if not full_size and not os.path.isfile(f"{workdir}/preprocessed/Dataset{dataset}_SynthBraTS/{plans}.json"):
-        subprocess.run([f"{bindir}/mstkd_apply_plans", "-d", str(dataset)], env=env, check=True, stdout=sys.stderr)
+    for p in (plans_list or (plans,)) if not full_size else ():
+        if not os.path.isfile(f"{workdir}/preprocessed/Dataset{dataset}_SynthBraTS/{p}.json"):
+            subprocess.run([f"{bindir}/mstkd_apply_plans", "-d", str(dataset), "-pl", CPU_PLANNERS[p]], env=env,
+                           check=True, stdout=sys.stderr)
 
 
 def timed_steps(trainer, iterations: int, warmup: int) -> dict:
@@ -114,12 +126,14 @@ def timed_steps(trainer, iterations: int, warmup: int) -> dict:
     return result
 
 
-def measure(trainer_name: str, iterations: int, warmup: int, device: str, full_size: bool) -> dict:
+def measure(trainer_name: str, iterations: int, warmup: int, device: str, full_size: bool,
+            plans: str | None = None) -> dict:
     """In this process: time ``iterations`` train steps of ``trainer_name`` after ``warmup`` steps."""
     import torch
     from nnunetv2.run.run_training import get_trainer_from_args
 
-    dataset, plans = _dataset_and_plans(full_size)
+    dataset, default_plans = _dataset_and_plans(full_size)
+    plans = plans or default_plans
     trainer = get_trainer_from_args(str(dataset), "3d_fullres", 0, trainer_name, plans, device=torch.device(device))
     result = timed_steps(trainer, iterations, warmup)
     if trainer_name in ("nnUNetTrainerMSTKDTeacher", "nnUNetTrainerMSTKD_paper"):
@@ -194,15 +208,24 @@ def main() -> None:
                         help="BraTS-grid cases with nnU-Net's default plans, then one prediction (see above)")
     parser.add_argument("--ablations", action="store_true",
                         help="also the student with one loss family off each (" + ", ".join(ABLATIONS) + ")")
+    parser.add_argument("--plans", nargs="+", default=None,
+                        help="plans identifiers, interleaved (default nnUNetPlansCPU; with --full-size nnUNetPlans); "
+                             "CPU plans: " + ", ".join(CPU_PLANNERS))
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     workdir = os.path.abspath(args.workdir)
+    plans_list = tuple(args.plans or (_dataset_and_plans(args.full_size)[1],))
     if args.one:
         os.environ.update(_env(workdir), nnUNet_n_proc_DA="0")
-        print("RESULT " + json.dumps(measure(args.one, args.iterations, args.warmup, args.device, args.full_size)))
+        print("RESULT " + json.dumps(measure(args.one, args.iterations, args.warmup, args.device, args.full_size,
+                                             plans_list[0])))
         return
-    prepare(workdir, args.full_size)
-    trainers = TRAINERS + (ABLATIONS if args.ablations else ())
+    prepare(workdir, args.full_size, plans_list)
+    several = len(plans_list) > 1
+    # a row per trainer and plans; "name" is the trainer, or "trainer (plans)" with several plans
+    jobs = {(f"{t} ({p})" if several else t): (t, p)
+            for p in plans_list for t in TRAINERS + (ABLATIONS if args.ablations else ())}
+    trainers = tuple(jobs)
     runs: dict[str, list[dict]] = {name: [] for name in trainers}
     failed: dict[str, str] = {}
     for round_index in range(args.rounds):
@@ -212,7 +235,8 @@ def main() -> None:
             print(f"round {round_index + 1}/{args.rounds}: {name}", file=sys.stderr, flush=True)
             out = subprocess.run([sys.executable, __file__, "--workdir", workdir, "--iterations",
                                   str(args.iterations), "--warmup", str(args.warmup), "--device", args.device,
-                                  "--one", name] + (["--full-size"] if args.full_size else []),
+                                  "--one", jobs[name][0], "--plans", jobs[name][1]]
+                                 + (["--full-size"] if args.full_size else []),
                                  capture_output=True, text=True)
             line = [x for x in out.stdout.splitlines() if x.startswith("RESULT ")]
             if out.returncode == -9:
@@ -223,11 +247,12 @@ def main() -> None:
             if out.returncode != 0 or not line:
                 sys.exit(f"{name} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
             runs[name].append(json.loads(line[0][7:]))
-    teacher_runs = runs["nnUNetTrainerMSTKDTeacher"]
     rows = []
     for name in trainers:
         if not runs[name]:
             continue
+        teacher = next(n for n, (t, p) in jobs.items() if t == "nnUNetTrainerMSTKDTeacher" and p == jobs[name][1])
+        teacher_runs = runs[teacher]
         rows.append({"trainer": name,
                      "median_s": statistics.median(r["median_s"] for r in runs[name]),
                      "mean_s": statistics.mean(r["mean_s"] for r in runs[name]),
@@ -250,10 +275,11 @@ def main() -> None:
         pass
     first = next(iter(r for v in runs.values() for r in v), None)
     shape = f"patch {'×'.join(map(str, first['patch']))}, batch {first['batch']}" if first else "no trainer ran"
-    data = ("nnUNetPlans 3d_fullres (nnU-Net's default planner), 5 synthetic cases on BraTS's 240×240×155 grid"
-            if args.full_size else "nnUNetPlansCPU 3d_fullres, synthetic 48³ cases")
+    data = (f"{', '.join(plans_list)} 3d_fullres, 5 synthetic cases on BraTS's 240×240×155 grid"
+            if args.full_size else f"{', '.join(plans_list)} 3d_fullres, synthetic 48³ cases")
     print(f"Command: python scripts/bench_train_cost.py{' --full-size' if args.full_size else ''}"
-          f"{' --ablations' if args.ablations else ''} --iterations "
+          f"{' --ablations' if args.ablations else ''}{' --plans ' + ' '.join(plans_list) if args.plans else ''}"
+          f" --iterations "
           f"{args.iterations} --warmup {args.warmup} --rounds {args.rounds} --device {args.device}")
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     print(f"Machine: {cpu}, {os.cpu_count()} cores, {memory:.0f} GiB, torch {torch.__version__}, "
@@ -273,7 +299,10 @@ def main() -> None:
               f"{r['cpu_s']:.3f} | {ratio(r['cpu_ratio'])} | {mem:.0f} | {'yes' if r['finite'] else 'NO'} |")
     for name, why in failed.items():
         print(f"| {name} | {why} | | | | | | | |")
-    forward = [r["teacher_forward_s"] for r in runs.get("nnUNetTrainerMSTKD_paper", []) if "teacher_forward_s" in r]
+    # the teacher's forward alone, for the first plans
+    of_first = {t: n for n, (t, p) in jobs.items() if p == plans_list[0]}
+    student, teacher_runs = of_first.get("nnUNetTrainerMSTKD_paper"), runs[of_first["nnUNetTrainerMSTKDTeacher"]]
+    forward = [r["teacher_forward_s"] for r in runs.get(student, []) if "teacher_forward_s" in r]
     if forward and teacher_runs:
         floor = statistics.median(f / t["median_s"] for f, t in zip(forward, teacher_runs))
         print(f"\nThe frozen teacher's forward alone, as the student's step runs it (no gradient, attention maps "
