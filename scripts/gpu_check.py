@@ -12,10 +12,12 @@ On a CUDA machine (``bash scripts/gpu_check.sh``), within about 8 minutes:
    the teacher's checkpoint, nothing missing, and counts differing voxels: ``mstkd_predict`` against
    ``nnUNetv2_predict`` must differ by no more than ``nnUNetv2_predict`` differs from itself (GPU
    kernels are not bit-for-bit repeatable);
-4. trains ``nnUNetTrainerMSTKD_1ep10it`` through nnU-Net's own ``nnUNetv2_train`` (compile on where
+4. plans nnU-Net's residual-encoder preset (``-pl nnUNetPlannerResEncM``, ``nnUNetResEncUNetMPlans``; the dry
+   run: ``nnUNetPlannerResEncCPU``) and times the same three trainers on it, compile off;
+5. trains ``nnUNetTrainerMSTKD_1ep10it`` through nnU-Net's own ``nnUNetv2_train`` (compile on where
    there is CUDA; ``MSTKD_TEACHER`` names step 2's teacher-trainer checkpoint) and predicts the test
    cases with it by ``mstkd_predict --missing T1ce``;
-5. writes a Markdown report (``--out``).
+6. writes a Markdown report (``--out``).
 
 cuDNN's autotuner is on, as ``nnUNetv2_train`` sets it. It uses the Python that runs it (its torch
 included): on a machine without a package index, install the project from an offline bundle
@@ -64,7 +66,8 @@ def time_trainer(trainer_name: str, plans: str, device: torch.device, compile_on
     finally:
         trainer.on_train_end()  # nnU-Net's own: writes checkpoint_final.pth (the student's teacher), stops loaders
     peak = timed["peak_cuda_mb"] / 1024 if timed["peak_cuda_mb"] is not None else float("nan")
-    return {"trainer": trainer_name, "compile": compile_on, "patch": list(trainer.configuration_manager.patch_size),
+    return {"trainer": trainer_name, "plans": plans, "compile": compile_on,
+            "patch": list(trainer.configuration_manager.patch_size),
             "batch": trainer.configuration_manager.batch_size, "s_per_it": timed["median_s"],
             "peak_gib": peak, "finite": timed["finite"], "terms": timed["terms"],
             "teacher_forward_s": timed.get("teacher_forward_s")}
@@ -83,9 +86,9 @@ def differing_voxels(folder_a: str, folder_b: str) -> tuple[int, int]:
     return differ, total
 
 
-def report(rows: list[dict], predict_diff: dict, predict_s: dict, header: str, end_to_end: str) -> str:
-    lines = [f"# GPU check{' (dry run on CPU)' if 'dry run' in header else ''}", "", header, "",
-             "| trainer | compile | patch | batch | s / iteration | peak GPU memory (GiB) | loss terms finite |",
+def trainer_table(rows: list[dict]) -> list[str]:
+    """The timing table of some rows, then the student / teacher-trainer ratios per compile setting."""
+    lines = ["| trainer | compile | patch | batch | s / iteration | peak GPU memory (GiB) | loss terms finite |",
              "|---|---|---|---:|---:|---:|---|"]
     for r in rows:
         lines.append(f"| {r['trainer']} | {'on' if r['compile'] else 'off'} | {'×'.join(map(str, r['patch']))} | "
@@ -98,6 +101,16 @@ def report(rows: list[dict], predict_diff: dict, predict_s: dict, header: str, e
                          f"{r['s_per_it'] / t['s_per_it']:.2f}× time, "
                          f"{r['peak_gib'] / t['peak_gib']:.2f}× peak memory; the frozen teacher's forward "
                          f"alone {r['teacher_forward_s'] / t['s_per_it']:.2f}× (the floor of any distilling student).")
+    return lines
+
+
+def report(rows: list[dict], predict_diff: dict, predict_s: dict, header: str, end_to_end: str) -> str:
+    lines = [f"# GPU check{' (dry run on CPU)' if 'dry run' in header else ''}", "", header, ""]
+    by_plans: dict[str, list[dict]] = {}
+    for r in rows:
+        by_plans.setdefault(r["plans"], []).append(r)
+    for i, (plans, plan_rows) in enumerate(by_plans.items()):
+        lines += ([] if i == 0 else ["", f"Residual-encoder preset, plans {plans}:", ""]) + trainer_table(plan_rows)
     own, ours, total = predict_diff["nnunet_vs_nnunet"], predict_diff["mstkd_vs_nnunet"], predict_diff["voxels"]
     lines += ["", f"Prediction of the test cases with the teacher's checkpoint, nothing missing: mstkd_predict "
               f"{predict_s['mstkd_predict']:.1f} s, nnUNetv2_predict {predict_s['nnUNetv2_predict']:.1f} s. "
@@ -150,6 +163,16 @@ def main() -> None:
             rows.append(time_trainer(name, plans, device, compile_on, warmup=0 if dry else 3,
                                      steps=1 if dry else args.steps))
             log(f"{rows[-1]}")
+    # nnU-Net's residual-encoder preset M (the CPU-sized ResEnc plans in the dry run): plans only, shared data
+    resenc = "nnUNetResEncUNetPlansCPU" if dry else "nnUNetResEncUNetMPlans"
+    if not os.path.isfile(f"{work}/preprocessed/Dataset{DATASET}_SynthBraTS/{resenc}.json"):
+        if dry:
+            _run([f"{BIN}/mstkd_apply_plans", "-d", str(DATASET), "-pl", "nnUNetPlannerResEncCPU"], env, log)
+        else:
+            _run([f"{BIN}/nnUNetv2_plan_experiment", "-d", str(DATASET), "-pl", "nnUNetPlannerResEncM"], env, log)
+    for name in TRAINERS:
+        rows.append(time_trainer(name, resenc, device, False, warmup=0 if dry else 3, steps=1 if dry else args.steps))
+        log(f"{rows[-1]}")
     model = f"{work}/results/Dataset{DATASET}_SynthBraTS/{TRAINERS[0]}__{plans}__3d_fullres"
     images = f"{work}/raw/Dataset{DATASET}_SynthBraTS/imagesTs"
     flags = ["-m", model, "-f", "0", "-device", device.type, "-npp", "1", "-nps", "1", "--disable_progress_bar"]

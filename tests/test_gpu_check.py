@@ -23,6 +23,10 @@ def test_gpu_check_dry_run_writes_its_report(tmp_path):
     for trainer in ("nnUNetTrainerMSTKDTeacher", "nnUNetTrainerMSTKD_paper", "nnUNetTrainerModalityDropout"):
         assert f"| {trainer} | off | 32×32×32 | 2 |" in text
     assert "| NO |" not in text and "Student / teacher trainer, compile off" in text
+    # nnU-Net's residual-encoder preset (CPU-sized in the dry run): the same three trainers
+    resenc = text.split("Residual-encoder preset, plans nnUNetResEncUNetPlansCPU:")[1]
+    for trainer in ("nnUNetTrainerMSTKDTeacher", "nnUNetTrainerMSTKD_paper", "nnUNetTrainerModalityDropout"):
+        assert f"| {trainer} | off | 32×32×32 | 2 |" in resenc
     assert "the frozen teacher's forward alone" in text
     # on the CPU both predictors are deterministic: no voxel differs, run to run or between them
     assert "nnUNetv2_predict against itself (second run) 0, mstkd_predict against nnUNetv2_predict 0: within" in text
