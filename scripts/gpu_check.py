@@ -54,12 +54,12 @@ def _run(cmd: list[str], env: dict, log) -> None:
 
 
 def time_trainer(trainer_name: str, plans: str, device: torch.device, compile_on: bool, warmup: int,
-                 steps: int) -> dict:
+                 steps: int, dataset: int = DATASET) -> dict:
     """Set a trainer up as nnU-Net does and time ``steps`` training steps after ``warmup``."""
     os.environ["nnUNet_compile"] = "true" if compile_on else "false"
     from nnunetv2.run.run_training import get_trainer_from_args
 
-    trainer = get_trainer_from_args(str(DATASET), "3d_fullres", 0, trainer_name, plans, device=device)
+    trainer = get_trainer_from_args(str(dataset), "3d_fullres", 0, trainer_name, plans, device=device)
     trainer.num_epochs = 1
     try:
         timed = timed_steps(trainer, steps, warmup)
@@ -127,7 +127,10 @@ def main() -> None:
     p.add_argument("--out", default="gpu_check.md", help="the Markdown report")
     p.add_argument("--cases", type=int, default=5, help="training cases, at least 5 for nnU-Net's split (default 5)")
     p.add_argument("--steps", type=int, default=10, help="timed iterations per trainer (default 10)")
+    p.add_argument("--dataset", type=int, default=DATASET,
+                   help=f"synthetic dataset ID in the work folder, made when missing (default {DATASET})")
     args = p.parse_args()
+    dataset = args.dataset
     dry = args.dry_run
     device = torch.device("cpu" if dry else "cuda")
     if not dry and not torch.cuda.is_available():
@@ -143,38 +146,39 @@ def main() -> None:
     env["nnUNet_extTrainer"] = with_trainers_dir(env.get("nnUNet_extTrainer"))
     os.environ.update(env)
     log = print
-    if not os.path.isdir(f"{work}/raw/Dataset{DATASET}_SynthBraTS"):
+    if not os.path.isdir(f"{work}/raw/Dataset{dataset}_SynthBraTS"):
         # the dry run keeps small cubes (the BraTS-grid writer has its own test): the planning stays quick
         size = ["--size", "32"] if dry else ["--size", "155", "--brats-grid"]
-        _run([f"{BIN}/mstkd_synth", "-d", str(DATASET), "--cases", str(5 if dry else args.cases), "--test-cases",
+        _run([f"{BIN}/mstkd_synth", "-d", str(dataset), "--cases", str(5 if dry else args.cases), "--test-cases",
               "1" if dry else "2", "--seed", "11", *size], env, log)
     plans = "nnUNetPlansCPU" if dry else "nnUNetPlans"
-    if not os.path.isfile(f"{work}/preprocessed/Dataset{DATASET}_SynthBraTS/{plans}.json"):
+    if not os.path.isfile(f"{work}/preprocessed/Dataset{dataset}_SynthBraTS/{plans}.json"):
         n = "1" if dry else "4"
-        _run([f"{BIN}/nnUNetv2_plan_and_preprocess", "-d", str(DATASET), "-c", "3d_fullres", "-np", n, "-npfp", n],
+        _run([f"{BIN}/nnUNetv2_plan_and_preprocess", "-d", str(dataset), "-c", "3d_fullres", "-np", n, "-npfp", n],
              env, log)
         if dry:
-            _run([f"{BIN}/mstkd_apply_plans", "-d", str(DATASET)], env, log)
+            _run([f"{BIN}/mstkd_apply_plans", "-d", str(dataset)], env, log)
     rows = []
     if dry:  # no augmentation worker processes on the CPU (set only now: nnU-Net's planning fails with it)
         os.environ["nnUNet_n_proc_DA"] = "0"
     for compile_on in ((False,) if dry else (False, True)):
         for name in TRAINERS:
             rows.append(time_trainer(name, plans, device, compile_on, warmup=0 if dry else 3,
-                                     steps=1 if dry else args.steps))
+                                     steps=1 if dry else args.steps, dataset=dataset))
             log(f"{rows[-1]}")
     # nnU-Net's residual-encoder preset M (the CPU-sized ResEnc plans in the dry run): plans only, shared data
     resenc = "nnUNetResEncUNetPlansCPU" if dry else "nnUNetResEncUNetMPlans"
-    if not os.path.isfile(f"{work}/preprocessed/Dataset{DATASET}_SynthBraTS/{resenc}.json"):
+    if not os.path.isfile(f"{work}/preprocessed/Dataset{dataset}_SynthBraTS/{resenc}.json"):
         if dry:
-            _run([f"{BIN}/mstkd_apply_plans", "-d", str(DATASET), "-pl", "nnUNetPlannerResEncCPU"], env, log)
+            _run([f"{BIN}/mstkd_apply_plans", "-d", str(dataset), "-pl", "nnUNetPlannerResEncCPU"], env, log)
         else:
-            _run([f"{BIN}/nnUNetv2_plan_experiment", "-d", str(DATASET), "-pl", "nnUNetPlannerResEncM"], env, log)
+            _run([f"{BIN}/nnUNetv2_plan_experiment", "-d", str(dataset), "-pl", "nnUNetPlannerResEncM"], env, log)
     for name in TRAINERS:
-        rows.append(time_trainer(name, resenc, device, False, warmup=0 if dry else 3, steps=1 if dry else args.steps))
+        rows.append(time_trainer(name, resenc, device, False, warmup=0 if dry else 3, steps=1 if dry else args.steps,
+                                 dataset=dataset))
         log(f"{rows[-1]}")
-    model = f"{work}/results/Dataset{DATASET}_SynthBraTS/{TRAINERS[0]}__{plans}__3d_fullres"
-    images = f"{work}/raw/Dataset{DATASET}_SynthBraTS/imagesTs"
+    model = f"{work}/results/Dataset{dataset}_SynthBraTS/{TRAINERS[0]}__{plans}__3d_fullres"
+    images = f"{work}/raw/Dataset{dataset}_SynthBraTS/imagesTs"
     flags = ["-m", model, "-f", "0", "-device", device.type, "-npp", "1", "-nps", "1", "--disable_progress_bar"]
     seconds = {}
     for command, out in (("nnUNetv2_predict_from_modelfolder", "pred_nnunet"), ("mstkd_predict", "pred_mstkd"),
@@ -191,25 +195,27 @@ def main() -> None:
     student = "nnUNetTrainerMSTKD_1ep10it"
     # its teacher: the teacher trainer's checkpoint of step 2 (the default teacher, _noKD, is not trained here)
     train_env = dict(env, nnUNet_compile="false" if dry else "true", nnUNet_n_proc_DA="0" if dry else "4",
-                     MSTKD_TEACHER=f"{work}/results/Dataset{DATASET}_SynthBraTS/{TRAINERS[0]}__{plans}__3d_fullres")
+                     MSTKD_TEACHER=f"{work}/results/Dataset{dataset}_SynthBraTS/{TRAINERS[0]}__{plans}__3d_fullres")
     start = time.perf_counter()
-    _run([f"{BIN}/nnUNetv2_train", str(DATASET), "3d_fullres", "0", "-p", plans, "-tr", student,
+    _run([f"{BIN}/nnUNetv2_train", str(dataset), "3d_fullres", "0", "-p", plans, "-tr", student,
           "-device", device.type], train_env, log)
     trained = time.perf_counter() - start
     start = time.perf_counter()
     _run([f"{BIN}/mstkd_predict", "-i", images, "-o", f"{work}/pred_student_noT1ce", "-m",
-          f"{work}/results/Dataset{DATASET}_SynthBraTS/{student}__{plans}__3d_fullres", "-f", "0", "--missing",
+          f"{work}/results/Dataset{dataset}_SynthBraTS/{student}__{plans}__3d_fullres", "-f", "0", "--missing",
           "T1ce", "-device", device.type, "-npp", "1", "-nps", "1", "--disable_progress_bar"], env, log)
     absent = json.load(open(f"{work}/pred_student_noT1ce/missing_modalities.json"))["cases"]
     end_to_end_ok = bool(absent) and all(v == ["T1ce"] for v in absent.values())
-    end_to_end = (f"`nnUNetv2_train {DATASET} 3d_fullres 0 -p {plans} -tr {student}` with nnUNet_compile "
+    end_to_end = (f"`nnUNetv2_train {dataset} 3d_fullres 0 -p {plans} -tr {student}` with nnUNet_compile "
                   f"{train_env['nnUNet_compile']}: {trained:.0f} s; `mstkd_predict --missing T1ce` with its model: "
                   f"{time.perf_counter() - start:.0f} s, {len(absent)} cases predicted without T1ce"
                   f"{'' if end_to_end_ok else ' (FAILED)'}.")
+    n_cases = json.load(open(f"{work}/raw/Dataset{dataset}_SynthBraTS/dataset.json"))["numTraining"]
     gpu = torch.cuda.get_device_name() if device.type == "cuda" else "none (dry run on the CPU)"
     header = (f"Machine: {platform.node()}, GPU {gpu}; torch {torch.__version__}. "
-              f"Command: `python scripts/gpu_check.py{' --dry-run' if dry else ''} --steps {args.steps}`. "
-              f"Data: {5 if dry else args.cases} synthetic cases "
+              f"Command: `python scripts/gpu_check.py{' --dry-run' if dry else ''} --steps {args.steps}"
+              f"{'' if dataset == DATASET else f' --dataset {dataset}'}`. "
+              f"Data: {n_cases} synthetic cases "
               f"{'of 32³ voxels' if dry else 'on BraTS’s 240×240×155 grid'}, plans {plans}.")
     text = report(rows, {"nnunet_vs_nnunet": own, "mstkd_vs_nnunet": ours, "voxels": total}, seconds,
                   header + (" (dry run)" if dry else ""), end_to_end)

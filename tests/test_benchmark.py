@@ -28,7 +28,7 @@ from nnunetv2_mstkd.regions import BRATS_REGIONS, evaluation_regions
 
 from conftest import CONFIGURATION, PLANS, bin_path, nnunet_env, run
 
-MODELS = ("nnUNetTrainer_1ep10it", "nnUNetTrainerModalityDropout_1ep10it")
+MODELS = ("nnUNetTrainer_5ep25it", "nnUNetTrainerModalityDropout_1ep10it")
 UNTRAINED = "nnUNetTrainer_5epochs"  # a real nnU-Net trainer that no test trains
 # METHOD §5, typed out rather than computed, so a change of order in the code is caught.
 PAPER_ORDER = ["T2", "T1Gd", "T1", "FL", "T1Gd+T2", "T1+T1Gd", "FL+T1", "T1+T2", "FL+T2", "FL+T1Gd",

@@ -103,7 +103,7 @@ def test_benchmark_adds_lesion_wise_columns_that_match_the_package(planned_datas
     from brats_evaluation import evaluate_single_exam
 
     root, dataset_id = planned_dataset
-    model = "nnUNetTrainer_1ep10it"
+    model = "nnUNetTrainer_5ep25it"
     train_model(model)
     out = tmp_path / "bench"
     run([bin_path("mstkd_benchmark"), "-d", str(dataset_id), "-c", CONFIGURATION, "-f", "0", "-p", PLANS, "-tr",

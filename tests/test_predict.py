@@ -20,7 +20,7 @@ from nnunetv2_mstkd.modalities import zero_absent_channels
 from conftest import CONFIGURATION, PLANS, bin_path, nnunet_env, run
 
 pytestmark = pytest.mark.e2e
-TRAINER = "nnUNetTrainer_1ep10it"
+TRAINER = "nnUNetTrainer_5ep25it"
 CASE = "SynthBraTS_test000"
 OTHER = "SynthBraTS_test001"
 FAST = {"device": "cpu", "disable_tta": True, "num_processes_preprocessing": 0, "num_processes_segmentation_export": 1,

@@ -7,11 +7,11 @@ import re
 import pytest
 import torch
 
-from nnunetv2_mstkd.training.pretrained import merge_pretrained
+from nnunetv2_mstkd.training.pretrained import main, merge_pretrained
 
-from conftest import CONFIGURATION, PLANS, bin_path, run, train_env
+from conftest import CONFIGURATION, PLANS, train_env
 
-STUDENT = "nnUNetTrainerMSTKD_paper_1ep10it"
+STUDENT = "nnUNetTrainerMSTKD_1ep10it"
 
 
 def test_merge_takes_source_then_fill_then_target():
@@ -31,16 +31,17 @@ def test_merge_takes_source_then_fill_then_target():
 
 
 def test_a_plain_checkpoint_converted_loads_through_nnunets_own_path(train_model, planned_dataset, monkeypatch,
-                                                                    tmp_path):
+                                                                    tmp_path, capsys):
     root, dataset_id = planned_dataset
-    plain = os.path.join(train_model("nnUNetTrainer_1ep10it"), "fold_0", "checkpoint_final.pth")
-    teacher = os.path.join(train_model("nnUNetTrainerMSTKDTeacher_1ep10it"), "fold_0", "checkpoint_final.pth")
+    plain = os.path.join(train_model("nnUNetTrainer_5ep25it"), "fold_0", "checkpoint_final.pth")
+    teacher = os.path.join(train_model("nnUNetTrainerMSTKD_noKD_1ep10it"), "fold_0", "checkpoint_final.pth")
     converted = str(tmp_path / "pretrained_mstkd.pth")
-    proc = run([bin_path("mstkd_pretrained"), "-i", plain, "-o", converted, "-d", str(dataset_id), "-c",
-                CONFIGURATION, "-p", PLANS, "-tr", STUDENT], train_env(root))
-    assert "-pretrained_weights " + converted in proc.stdout
     for k, v in train_env(root).items():
         monkeypatch.setenv(k, v)
+    # mstkd_pretrained, in this process
+    assert main(["-i", plain, "-o", converted, "-d", str(dataset_id), "-c", CONFIGURATION, "-p", PLANS,
+                 "-tr", STUDENT]) == 0
+    assert "-pretrained_weights " + converted in capsys.readouterr().out
     from nnunetv2.run.run_training import get_trainer_from_args, maybe_load_checkpoint
     from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 

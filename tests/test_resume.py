@@ -46,7 +46,7 @@ def _assert_state_equal(a, b, what):
 
 def test_interrupted_run_resumes_with_every_state_restored(train_model, planned_dataset, monkeypatch):
     root, dataset_id = planned_dataset
-    teacher = train_model("nnUNetTrainerMSTKDTeacher_1ep10it")
+    teacher = train_model("nnUNetTrainerMSTKD_noKD_1ep10it")
     env = train_env(root, MSTKD_TEACHER=teacher)
     results = next((root / "results").glob(f"Dataset{dataset_id:03d}_*"))
     fold_dir = str(results / f"{STUDENT}__{PLANS}__{CONFIGURATION}" / "fold_0")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 import os
 
+import numpy as np
 import pytest
 import torch
 
@@ -15,8 +16,10 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture()
 def student(train_model, planned_dataset, monkeypatch):
     root, dataset_id = planned_dataset
-    teacher_folder = train_model("nnUNetTrainerMSTKDTeacher_1ep10it")
-    for k, v in train_env(root).items():
+    # the paper formulation's student; its teacher here is the default teacher trainer (the same network),
+    # named by MSTKD_TEACHER: trained anyway by other tests, so the session trains one teacher less
+    teacher_folder = train_model("nnUNetTrainerMSTKD_noKD_1ep10it")
+    for k, v in train_env(root, MSTKD_TEACHER=teacher_folder).items():
         monkeypatch.setenv(k, v)
     from nnunetv2.run.run_training import get_trainer_from_args
 
@@ -106,3 +109,26 @@ def test_without_the_attention_term_neither_network_computes_attention_maps(stud
     trainer.modality_subsets = ((3,),)  # a student initialised from the teacher would match it on the full set
     out = trainer.train_step(_batch(5))
     assert "loss_att" not in out and float(out["loss_dmld"]) > 0 and torch.isfinite(torch.tensor(out["loss"]))
+
+
+@pytest.mark.parametrize("trainer_name, present, absent", [
+    ("nnUNetTrainerMSTKD_noMSTKD_1ep10it", ["loss_dmld", "loss_gram", "loss_disc"], ["loss_att", "loss_feat"]),
+    ("nnUNetTrainerMSTKD_noDMLD_1ep10it", ["loss_att", "loss_gram"], ["loss_prob", "loss_lskd"]),
+    ("nnUNetTrainerMSTKD_noGSME_1ep10it", ["loss_att", "loss_prob"], ["loss_gram", "loss_adv", "loss_disc"]),
+])
+def test_each_ablation_steps_without_its_family(student, trainer_name, present, absent):
+    """The paper's ablations, one step each as nnU-Net sets them up: their family's terms are not computed."""
+    full, _ = student
+    from nnunetv2.run.run_training import get_trainer_from_args
+
+    trainer = get_trainer_from_args(full.plans_manager.dataset_name, CONFIGURATION, 0, trainer_name, PLANS,
+                                    device=torch.device("cpu"))
+    trainer.initialize()
+    trainer.ensure_teacher()
+    assert any(k.startswith("transformers.") for k in trainer.network.state_dict())
+    trainer.modality_subsets = ((3,),)
+    out = trainer.train_step(_batch(7))
+    for key in present:
+        assert key in out and np.isfinite(out[key]), key
+    for key in absent:
+        assert key not in out, key

@@ -16,7 +16,6 @@ from conftest import CONFIGURATION, PLANS, bin_path, train_env
 
 pytestmark = pytest.mark.e2e
 TEACHER = "nnUNetTrainerMSTKD_noKD_1ep10it"  # the default student's teacher
-PAPER_TEACHER = "nnUNetTrainerMSTKDTeacher_1ep10it"  # the paper formulation's, and its ablations'
 
 
 def checkpoint(folder: str, name: str = "checkpoint_final.pth") -> dict:
@@ -67,12 +66,9 @@ def test_student_distils_from_the_frozen_teacher(train_model, planned_dataset, m
 @pytest.mark.parametrize("trainer, present, absent", [
     ("nnUNetTrainerModalityDropout_1ep10it", [], ["loss_seg", "loss_mstkd"]),
     ("nnUNetTrainerMSTKD_noKD_1ep10it", [], ["loss_seg", "loss_mstkd"]),
-    ("nnUNetTrainerMSTKD_noMSTKD_1ep10it", ["loss_dmld", "loss_gram", "loss_disc"], ["loss_att", "loss_feat"]),
-    ("nnUNetTrainerMSTKD_noDMLD_1ep10it", ["loss_att", "loss_gram"], ["loss_prob", "loss_lskd"]),
-    ("nnUNetTrainerMSTKD_noGSME_1ep10it", ["loss_att", "loss_prob"], ["loss_gram", "loss_adv", "loss_disc"]),
 ])
-def test_baselines_and_ablations_train(train_model, trainer, present, absent):
-    train_model(PAPER_TEACHER)
+def test_baselines_train(train_model, trainer, present, absent):
+    """The two teacher-free trainers end to end (the paper's ablations step in tests/test_student_step.py)."""
     folder = train_model(trainer)
     ckpt = checkpoint(folder)
     for key in present:
@@ -125,17 +121,19 @@ def test_a_trained_student_travels_without_its_teacher(train_model, planned_data
     assert len(list((tmp_path / "pred").glob("*.nii.gz"))) == 2
 
 
-def test_models_rank_by_their_mean_over_subsets(train_model, planned_dataset, tmp_path):
+def test_models_rank_by_their_mean_over_subsets(train_model, planned_dataset, tmp_path, monkeypatch, capsys):
     """mstkd_rank_models orders trained folds by the 15-subset mean and names the command for a missing one."""
-    from conftest import run
+    from nnunetv2_mstkd.evaluation.rank_models import main
 
     root, dataset_id = planned_dataset
     folders = {t: train_model(t) for t in ("nnUNetTrainerModalityDropout_1ep10it", TEACHER)}
     means = {t: json.load(open(os.path.join(f, "fold_0", "validation_subsets", "summary.json")))["subset_mean_dice"]
              for t, f in folders.items()}
-    proc = run([bin_path("mstkd_rank_models"), "-d", str(dataset_id), "-c", CONFIGURATION, "-p", PLANS, "-f", "0",
-                "-tr", *folders, "nnUNetTrainer_5ep25it", "-o", str(tmp_path)], train_env(root))
-    assert "-tr nnUNetTrainer_5ep25it --val" in proc.stderr
+    for k, v in train_env(root).items():
+        monkeypatch.setenv(k, v)
+    assert main(["-d", str(dataset_id), "-c", CONFIGURATION, "-p", PLANS, "-f", "0", "-tr", *folders,
+                 "nnUNetTrainer_5ep25it", "-o", str(tmp_path)]) == 0  # mstkd_rank_models, in this process
+    assert "-tr nnUNetTrainer_5ep25it --val" in capsys.readouterr().err
     rows = list(csv.DictReader(open(tmp_path / "subset_ranking.csv")))
     assert [r["trainer"] for r in rows] == sorted(means, key=lambda t: -means[t])
     assert [float(r["subset_mean_dice"]) for r in rows] == pytest.approx(sorted(means.values(), reverse=True))
