@@ -84,6 +84,18 @@ def resolve_channels(requested: Iterable[str | int], channel_names: Sequence[str
     return sorted(out)
 
 
+def channel_names_of(dataset_json: dict) -> list[str]:
+    """Channel names in channel order from a ``dataset.json`` (``channel_names``, or the older ``modality``).
+
+    Raises:
+        ValueError: If the ``dataset.json`` names no channels.
+    """
+    names = dataset_json.get("channel_names", dataset_json.get("modality"))
+    if not names:
+        raise ValueError("dataset.json has no 'channel_names'; is this an nnU-Net v2 dataset or model folder?")
+    return [names[k] for k in sorted(names, key=int)]
+
+
 def all_subsets(num_channels: int) -> list[tuple[int, ...]]:
     """All non-empty subsets of ``range(num_channels)``, smallest first (15 for 4 channels)."""
     return [s for k in range(1, num_channels + 1) for s in combinations(range(num_channels), k)]

@@ -26,7 +26,8 @@ from nnunetv2_mstkd.evaluation.cases import EvalCase
 from nnunetv2_mstkd.evaluation.subset_loop import BenchmarkModel, evaluate
 from nnunetv2_mstkd.evaluation.summary import markdown_table, summarize, write_per_case_csv, write_summary_json
 from nnunetv2_mstkd.inference.predictor import MissingModalityPredictor
-from nnunetv2_mstkd.inference.preprocessing import PreprocessedCase, channel_names_of
+from nnunetv2_mstkd.inference.preprocessing import PreprocessedCase
+from nnunetv2_mstkd.modalities import channel_names_of
 from nnunetv2_mstkd.regions import evaluation_regions
 
 #: Folder in ``fold_X`` and the summary keys :func:`validate_fold_on_subsets` writes.
@@ -60,7 +61,7 @@ def validate_fold_on_subsets(trainer) -> dict | None:
     gt_folder = os.path.join(trainer.preprocessed_dataset_folder_base, "gt_segmentations")
     ending = trainer.dataset_json["file_ending"]
     cases = [EvalCase(k, [], os.path.join(gt_folder, k + ending)) for k in dataset.identifiers]
-    channels = channel_names_of(trainer.dataset_json)
+    channels = channel_names_of(trainer.dataset_json)  # the images: a cascade stage is not run (above)
 
     def load(case: EvalCase) -> PreprocessedCase:
         data, _, _, properties = dataset.load_case(case.case_id)
@@ -98,9 +99,9 @@ def validate_fold_on_subsets(trainer) -> dict | None:
     finally:
         trainer.set_deep_supervision_enabled(True)
     summary = summarize(result.rows, labels)
-    complete = [lab for s, lab in zip(subsets, labels) if len(s) == len(channels)]
+    complete = trainer.complete_subset_index()
     summary[MEAN_KEY] = region_mean(summary, name, "Avg")
-    summary[COMPLETE_KEY] = region_mean(summary, name, complete[0]) if complete else float("nan")
+    summary[COMPLETE_KEY] = float("nan") if complete is None else region_mean(summary, name, labels[complete])
     with atomic_path(os.path.join(folder, "per_case.csv")) as tmp:
         write_per_case_csv(result.rows, tmp)
     with atomic_path(os.path.join(folder, "summary.json")) as tmp:

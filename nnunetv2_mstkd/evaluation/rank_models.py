@@ -34,7 +34,7 @@ COLUMNS = ("rank", "trainer", "plans", "configuration", "folds", "subset_mean_di
            "worst_subset", "worst_subset_dice")
 
 
-def fold_summary(dataset: str, trainer: str, plans: str, configuration: str, fold: int | str) -> dict | str:
+def subset_summary_of_fold(dataset: str, trainer: str, plans: str, configuration: str, fold: int | str) -> dict | str:
     """The fold's 15-subset summary, or why there is none (with the command that writes it)."""
     path = os.path.join(get_output_folder(dataset, trainer, plans, configuration, fold), FOLDER, "summary.json")
     if os.path.isfile(path):
@@ -56,7 +56,7 @@ def rank_models(dataset: str | int, configurations: Sequence[str], trainers: Seq
     for t in trainers:
         for p in plans:
             for c in configurations:
-                found = {f: fold_summary(dataset, t, p, c, f) for f in folds}
+                found = {f: subset_summary_of_fold(dataset, t, p, c, f) for f in folds}
                 missing = [v for v in found.values() if isinstance(v, str)]
                 if missing:
                     skipped[f"{t}__{p}__{c}"] = "\n    ".join(missing)

@@ -21,8 +21,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from nnunetv2_mstkd.inference.preprocessing import channel_names_of
-from nnunetv2_mstkd.modalities import all_subsets, subset_label
+from nnunetv2_mstkd.modalities import all_subsets, channel_names_of, subset_label
 from nnunetv2_mstkd.regions import DISPLAY_SCALE
 
 DICE_SCALE = DISPLAY_SCALE["Dice"]  # fraction to Dice points (per cent), as every table shows it

@@ -37,8 +37,7 @@ from nnunetv2_mstkd.inference.case_report import case_report, write_case_outputs
 from nnunetv2_mstkd.inference.expected_accuracy import Expectation, load_expectation
 from nnunetv2_mstkd.inference.model_folder import check_model_folder
 from nnunetv2_mstkd.inference.predictor import MissingModalityPredictor
-from nnunetv2_mstkd.inference.preprocessing import channel_names_of
-from nnunetv2_mstkd.modalities import resolve_channels
+from nnunetv2_mstkd.modalities import channel_names_of, resolve_channels
 from nnunetv2_mstkd.regions import evaluation_regions
 
 MISSING_JSON = "missing_modalities.json"

@@ -50,8 +50,8 @@ from nnunetv2_mstkd.inference.case_files import (
 from nnunetv2_mstkd.inference.channel_reader import ReadPolicy
 from nnunetv2_mstkd.inference.data_iterator import Job, absent_channel_iterator
 from nnunetv2_mstkd.inference.model_folder import check_model_folder
-from nnunetv2_mstkd.inference.preprocessing import PreprocessedCase, channel_names_of, preprocess_files
-from nnunetv2_mstkd.modalities import resolve_channels, zero_absent_channels
+from nnunetv2_mstkd.inference.preprocessing import PreprocessedCase, preprocess_files
+from nnunetv2_mstkd.modalities import channel_names_of, resolve_channels, zero_absent_channels
 from nnunetv2_mstkd.network.cpu_batching import pair_cpu_batches
 
 #: Configuration fields that never change the preprocessed images (network, training, names of stored data).

@@ -31,7 +31,7 @@ from nnunetv2.utilities.label_handling.label_handling import convert_labelmap_to
 from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager, PlansManager
 
 from nnunetv2_mstkd.inference.channel_reader import ReadPolicy, read_present_channels
-from nnunetv2_mstkd.modalities import zero_absent_channels
+from nnunetv2_mstkd.modalities import channel_names_of, zero_absent_channels
 
 
 @dataclass
@@ -49,14 +49,6 @@ class PreprocessedCase:
     properties: dict
     present: np.ndarray
     case_id: str | None = None
-
-
-def channel_names_of(dataset_json: dict) -> list[str]:
-    """Channel names in channel order from a ``dataset.json`` (``channel_names``, or the older ``modality``)."""
-    names = dataset_json.get("channel_names", dataset_json.get("modality"))
-    if not names:
-        raise ValueError("dataset.json has no 'channel_names'; is this an nnU-Net v2 model folder?")
-    return [names[k] for k in sorted(names, key=int)]
 
 
 def preprocess_files(image_files: Sequence[str | None], plans_manager: PlansManager,

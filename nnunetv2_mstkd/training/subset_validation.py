@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from nnunetv2_mstkd.modalities import all_subsets, paper_subsets, subset_label, zero_absent_channels
+from nnunetv2_mstkd.modalities import channel_names_of, paper_subsets, subset_label, zero_absent_channels
 from nnunetv2_mstkd.training.term_logging import log_epoch_terms
 
 #: Keys added to nnU-Net's logger: per epoch, the pseudo Dice of each subset and of the complete input.
@@ -87,25 +87,23 @@ class SubsetValidationMixin:
 
     def num_image_channels(self) -> int:
         """The dataset's image channels (``dataset.json``); a cascade's previous-stage channels come after them."""
-        names = self.dataset_json.get("channel_names", self.dataset_json.get("modality"))
-        if not names:
-            raise ValueError("dataset.json has no 'channel_names': modality dropout needs to know the image channels.")
-        return len(names)
+        return len(channel_names_of(self.dataset_json))
 
     def trained_subsets(self) -> list[tuple[int, ...]]:
         """The subsets to validate on, in the paper's column order when the channels are BraTS's four."""
         if self.modality_subsets is not None:
             return [tuple(s) for s in self.modality_subsets]
-        names = self.dataset_json.get("channel_names", self.dataset_json.get("modality"))
-        ordered = [names[k] for k in sorted(names, key=int)]
-        subsets = paper_subsets(ordered)
-        return subsets if len(subsets) == len(all_subsets(len(ordered))) else all_subsets(len(ordered))
+        return paper_subsets(channel_names_of(self.dataset_json))
 
     def subset_labels(self) -> list[str]:
         """Labels of :meth:`trained_subsets` (``FL+T1Gd``, ``All`` ...)."""
-        names = self.dataset_json.get("channel_names", self.dataset_json.get("modality"))
-        ordered = [names[k] for k in sorted(names, key=int)]
-        return [subset_label(s, ordered) for s in self.trained_subsets()]
+        names = channel_names_of(self.dataset_json)
+        return [subset_label(s, names) for s in self.trained_subsets()]
+
+    def complete_subset_index(self) -> int | None:
+        """Index in :meth:`trained_subsets` of the subset with every image channel, or None if not trained for."""
+        n = self.num_image_channels()
+        return next((i for i, s in enumerate(self.trained_subsets()) if len(s) == n), None)
 
     def mask_image_channels(self, data: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
         """Zero the absent image channels of a batch; a cascade's segmentation channels pass through.
@@ -131,8 +129,9 @@ class SubsetValidationMixin:
     def validation_step(self, batch: dict) -> dict:
         if not self.subset_validation:
             return super().validation_step(batch)
-        index = self.validation_subset_index(getattr(self, "_validation_batches", 0))
-        self._validation_batches = getattr(self, "_validation_batches", 0) + 1
+        batch_index = getattr(self, "_validation_batches", 0)
+        self._validation_batches = batch_index + 1
+        index = self.validation_subset_index(batch_index)
         subset = self.trained_subsets()[index]
         data = batch["data"]
         present = torch.zeros(data.shape[0], self.num_image_channels(), dtype=torch.bool)
@@ -157,14 +156,14 @@ class SubsetValidationMixin:
         per_region, mean = equal_weight_mean(per_subset)
         with nan_quiet():
             per_subset_mean = [float(v) for v in np.nanmean(per_subset, axis=1)]
-        complete = [i for i, s in enumerate(subsets) if len(s) == self.num_image_channels()]
+        complete = self.complete_subset_index()
         # nnU-Net's keys: the EMA, checkpoint_best.pth and progress.png now follow the mean over subsets
         self.logger.log("mean_fg_dice", mean, self.current_epoch)
         self.logger.log("dice_per_class_or_region", per_region, self.current_epoch)
         self.logger.log("val_losses", loss, self.current_epoch)
         log_epoch_terms(self.logger.local_logger.my_fantastic_logging,
                         {SUBSET_DICE_KEY: per_subset_mean,
-                         COMPLETE_DICE_KEY: per_subset_mean[complete[0]] if complete else float("nan")},
+                         COMPLETE_DICE_KEY: float("nan") if complete is None else per_subset_mean[complete]},
                         self.current_epoch)
 
     def on_epoch_end(self):
